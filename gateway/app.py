@@ -1,0 +1,227 @@
+"""The FastAPI application: routes, lifespan (sessions, engines, health checks), error shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from gateway.config import GatewayConfig
+from gateway.errors import GatewayError, error_response
+from gateway.health import check_all, health_loop
+from gateway.proxy import Proxy, Resolver
+from gateway.state import GatewayState
+
+log = logging.getLogger("llmops.gateway")
+
+# Plug-ins add routes, resolvers and background tasks during start-up (prompts, retrieval...).
+Plugin = Callable[["GatewayApp"], Any]
+
+_JSON = "application/json"
+
+
+def _openapi_body(schema_name: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {_JSON: {"schema": {"type": "object", "title": schema_name,
+                                           "required": ["model"],
+                                           "additionalProperties": True}}},
+        }
+    }  # fmt: skip
+
+
+class GatewayApp:
+    """Holds the state and the extension points; ``create_app`` returns its FastAPI app."""
+
+    def __init__(self, config: GatewayConfig, plugins: list[Plugin] | None = None) -> None:
+        self.config = config
+        self.state = GatewayState.from_config(config)
+        self.resolvers: list[Resolver] = []
+        self.proxy = Proxy(self.state, self.resolvers)
+        self.startup: list[Callable[[], Any]] = []
+        self.shutdown: list[Callable[[], Any]] = []
+        self.readiness_checks: list[Callable[[], tuple[bool, dict[str, Any]]]] = []
+        self.engines: list[Any] = []
+        self.app = FastAPI(
+            title="llmops gateway",
+            version="0.1.0",
+            lifespan=self._lifespan,
+            docs_url=None,
+            redoc_url=None,
+        )
+        self._routes()
+        for plugin in plugins or ():
+            plugin(self)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        st = self.state
+        st.open_session()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._start_engines()
+            await check_all(st)
+            for fn in self.startup:
+                res = fn()
+                if asyncio.iscoroutine(res):
+                    await res
+            tasks.append(asyncio.create_task(health_loop(st), name="health-checks"))
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            for fn in self.shutdown:
+                with contextlib.suppress(Exception):
+                    res = fn()
+                    if asyncio.iscoroutine(res):
+                        await res
+            await self._stop_engines()
+            await st.session.close()
+
+    async def _start_engines(self) -> None:
+        wanted = [m for m in self.config.models if m.engine is not None and not m.upstreams]
+        if not wanted:
+            return
+        from gateway.engine import EngineManager
+
+        for m in wanted:
+            assert m.engine is not None
+            mgr = EngineManager(name=m.name, served_name=m.upstream_name, spec=m.engine)
+            self.engines.append(mgr)
+            url = await mgr.start()
+            self.state.add_replica(m.name, url)
+            log.info("local engine for %s ready at %s", m.name, url)
+
+    async def _stop_engines(self) -> None:
+        for mgr in reversed(self.engines):
+            with contextlib.suppress(Exception):
+                await mgr.stop()
+        self.engines.clear()
+
+    def _routes(self) -> None:
+        app, proxy = self.app, self.proxy
+
+        async def chat(request: Request) -> Response:
+            return await proxy.handle(request, "chat", "/v1/chat/completions")
+
+        async def completions(request: Request) -> Response:
+            return await proxy.handle(request, "completions", "/v1/completions")
+
+        async def embeddings(request: Request) -> Response:
+            return await proxy.handle(request, "embeddings", "/v1/embeddings")
+
+        for path, fn, name in (
+            ("/v1/chat/completions", chat, "CreateChatCompletionRequest"),
+            ("/v1/completions", completions, "CreateCompletionRequest"),
+            ("/v1/embeddings", embeddings, "CreateEmbeddingRequest"),
+        ):
+            app.add_api_route(
+                path, fn, methods=["POST"], openapi_extra=_openapi_body(name),
+                response_class=Response,
+            )  # fmt: skip
+
+        created = int(time.time())
+
+        def model_obj(name: str) -> dict[str, Any]:
+            owner = self.config.models[0].owned_by if self.config.models else "llmops"
+            for m in self.config.models:
+                if name == m.name or name in m.aliases:
+                    owner = m.owned_by
+            return {"id": name, "object": "model", "created": created, "owned_by": owner}
+
+        async def list_models(request: Request) -> Response:
+            self.state.keys.authenticate(request.headers.get("authorization"))
+            names = list(self.state.canonical)
+            return Response(
+                orjson.dumps({"object": "list", "data": [model_obj(n) for n in names]}),
+                media_type=_JSON,
+            )
+
+        async def get_model(model: str, request: Request) -> Response:
+            self.state.keys.authenticate(request.headers.get("authorization"))
+            self.state.pool_for(model)
+            return Response(orjson.dumps(model_obj(model)), media_type=_JSON)
+
+        async def healthz() -> Response:
+            return Response(b'{"status":"ok"}', media_type=_JSON)
+
+        async def readyz() -> Response:
+            now = time.monotonic()
+            models = {
+                name: {
+                    "ready": pool.any_available(now),
+                    "replicas": [
+                        {"url": r.url, "healthy": r.healthy, "available": r.available(now),
+                         "in_flight": r.in_flight}
+                        for r in pool.replicas
+                    ],
+                }
+                for name, pool in self.state.pools.items()
+            }  # fmt: skip
+            ready = all(m["ready"] for m in models.values())
+            detail: dict[str, Any] = {"models": models}
+            for check in self.readiness_checks:
+                ok, info = check()
+                ready = ready and ok
+                detail.update(info)
+            return Response(
+                orjson.dumps({"status": "ready" if ready else "not_ready", **detail}),
+                status_code=200 if ready else 503,
+                media_type=_JSON,
+            )
+
+        async def metrics() -> Response:
+            return Response(generate_latest(self.state.metrics.registry),
+                            media_type=CONTENT_TYPE_LATEST)  # fmt: skip
+
+        app.add_api_route("/v1/models", list_models, methods=["GET"], response_class=Response)
+        app.add_api_route(
+            "/v1/models/{model:path}", get_model, methods=["GET"], response_class=Response
+        )
+        app.add_api_route("/healthz", healthz, methods=["GET"], response_class=Response)
+        app.add_api_route("/readyz", readyz, methods=["GET"], response_class=Response)
+        app.add_api_route("/metrics", metrics, methods=["GET"], response_class=Response)
+
+        @app.exception_handler(GatewayError)
+        async def _gateway_error(request: Request, exc: GatewayError) -> Response:
+            return error_response(exc, request.headers.get("x-request-id"))
+
+        @app.exception_handler(StarletteHTTPException)
+        async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+            msg = (
+                f"Unknown request URL: {request.method} {request.url.path}."
+                if exc.status_code == 404
+                else str(exc.detail)
+            )
+            code = "unknown_url" if exc.status_code == 404 else None
+            return error_response(GatewayError(exc.status_code, msg, code=code))
+
+        @app.exception_handler(RequestValidationError)
+        async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+            errs = exc.errors()
+            param = ".".join(str(p) for p in errs[0]["loc"]) if errs else None
+            msg = errs[0]["msg"] if errs else "Invalid request"
+            return error_response(GatewayError(400, f"Invalid request: {msg}", param=param))
+
+        @app.exception_handler(Exception)
+        async def _unexpected(request: Request, exc: Exception) -> Response:
+            log.exception("unexpected error on %s", request.url.path)
+            return error_response(
+                GatewayError(500, "The gateway hit an internal error.", code="internal_error"),
+                request.headers.get("x-request-id"),
+            )
+
+
+def create_app(config: GatewayConfig, plugins: list[Plugin] | None = None) -> FastAPI:
+    return GatewayApp(config, plugins).app

@@ -1,0 +1,75 @@
+"""Gateway commands: ``llmops serve`` and ``llmops keys``."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Run the OpenAI-compatible gateway.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create and hash client API keys.", no_args_is_help=True)
+
+
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Gateway YAML config.", exists=True)
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (overrides config).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (overrides config).")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Serve the gateway; models without upstreams get a local vLLM engine."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from gateway.app import GatewayApp
+    from gateway.config import load_config
+    from gateway.plugins import default_plugins
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        cfg = load_config(config)
+    except (ValidationError, ValueError, OSError) as e:
+        typer.echo(f"error: invalid config {config}: {e}", err=True)
+        raise typer.Exit(2) from e
+    if host is not None:
+        cfg.server.host = host
+    if port is not None:
+        cfg.server.port = port
+    gw = GatewayApp(cfg, default_plugins(cfg))
+    uvicorn.run(
+        gw.app,
+        host=cfg.server.host,
+        port=cfg.server.port,
+        log_level=log_level.lower(),
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=30,
+    )
+
+
+@keys_app.command("new")
+def new_key(name: Annotated[str, typer.Argument(help="A name for the key.")] = "default") -> None:
+    """Print a new random key and the config entry that stores its hash."""
+    from gateway.config import hash_key
+
+    key = "sk-llmops-" + secrets.token_urlsafe(32)
+    typer.echo(f"key (give it to the client, it is not stored): {key}")
+    typer.echo(f"config entry:\n  - name: {name}\n    sha256: {hash_key(key)}")
+
+
+@keys_app.command("hash")
+def hash_cmd(key: Annotated[str, typer.Argument(help="The key to hash.")]) -> None:
+    """Print the SHA-256 digest of an existing key, for the config's auth.keys."""
+    from gateway.config import hash_key
+
+    typer.echo(hash_key(key))
+
+
+app.command("serve")(serve)

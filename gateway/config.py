@@ -1,0 +1,172 @@
+"""Gateway configuration: one YAML file validated by pydantic, overridable by environment.
+
+Environment variables win over the file: ``LLMOPS_SERVER__PORT=9000`` or
+``LLMOPS_AUTH__ENABLED=false`` (prefix ``LLMOPS_``, nested fields joined by ``__``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.engine.spec import EngineSpec
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UpstreamConfig(_Strict):
+    """One vLLM replica (its OpenAI server root, with or without a trailing ``/v1``)."""
+
+    url: str
+    weight: float = Field(1.0, gt=0)
+    api_key: str | None = Field(None, description="Bearer key the replica itself requires, if any.")
+
+    @field_validator("url")
+    @classmethod
+    def _normalise(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("upstream url must start with http:// or https://")
+        v = v.rstrip("/")
+        return v[:-3] if v.endswith("/v1") else v
+
+
+class ModelConfig(_Strict):
+    """A model clients can name, served by replicas or by a local engine the gateway starts."""
+
+    name: str = Field(min_length=1)
+    served_name: str | None = Field(None, description="Name the replicas know; defaults to name.")
+    aliases: list[str] = Field(default_factory=list)
+    kind: Literal["chat", "embedding"] = "chat"
+    upstreams: list[UpstreamConfig] = Field(default_factory=list)
+    engine: EngineSpec | None = None
+    owned_by: str = "llmops"
+
+    @model_validator(mode="after")
+    def _needs_a_backend(self) -> ModelConfig:
+        if not self.upstreams and self.engine is None:
+            raise ValueError(f"model {self.name!r} needs 'upstreams' or an 'engine' to start")
+        return self
+
+    @property
+    def upstream_name(self) -> str:
+        return self.served_name or self.name
+
+
+class ApiKeyConfig(_Strict):
+    """A client key, stored only as its SHA-256 hex digest (``llmops keys hash`` prints one)."""
+
+    name: str
+    sha256: str
+    models: list[str] | None = Field(None, description="Models (or aliases) allowed; null = all.")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        v = v.strip().lower()
+        if not _SHA256_HEX.match(v):
+            raise ValueError("sha256 must be 64 lowercase hex characters")
+        return v
+
+
+class AuthConfig(_Strict):
+    enabled: bool = True
+    keys: list[ApiKeyConfig] = Field(default_factory=list)
+
+
+class HealthConfig(_Strict):
+    """Active checks on each replica's ``/health`` plus passive ejection after failures."""
+
+    interval_s: float = Field(5.0, gt=0)
+    timeout_s: float = Field(2.0, gt=0)
+    failure_threshold: int = Field(3, ge=1)
+    backoff_initial_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(60.0, gt=0)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    request_timeout_s: float = Field(600.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    max_connections_per_replica: int = Field(0, ge=0, description="0 = unlimited")
+    affinity: bool = Field(True, description="Same user / x-session-id sticks to a replica.")
+
+
+class PromptsConfig(_Strict):
+    """Where the prompt registry reads templates (see docs/prompts.md)."""
+
+    enabled: bool = True
+    repo: str = "."
+    dir: str = "prompts"
+    ref: str | None = Field("HEAD", description="git ref served; null = read the working tree")
+    reload_interval_s: float = Field(5.0, ge=0)
+
+
+class GatewayConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LLMOPS_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    models: list[ModelConfig] = Field(default_factory=list)
+    prompts: PromptsConfig | None = None
+    retrieval: dict[str, Any] | None = Field(
+        None, description="Retrieval settings (see docs/retrieval.md)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the YAML file (passed in as init kwargs).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> GatewayConfig:
+        seen: dict[str, str] = {}
+        for m in self.models:
+            for n in (m.name, *m.aliases):
+                if n in seen:
+                    raise ValueError(f"model name or alias {n!r} used twice ({seen[n]}, {m.name})")
+                seen[n] = m.name
+        for k in self.auth.keys:
+            for n in k.models or ():
+                if n not in seen:
+                    raise ValueError(f"key {k.name!r} allows unknown model {n!r}")
+        return self
+
+
+def hash_key(key: str) -> str:
+    """The digest stored in the config for a client key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load_config(path: str | Path | None) -> GatewayConfig:
+    """Read and validate a YAML config; ``None`` gives defaults plus the environment."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: the top level must be a mapping")
+        data = raw
+    return GatewayConfig(**data)

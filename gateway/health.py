@@ -1,0 +1,50 @@
+"""Active health checks: poll each replica's ``/health`` and publish the result."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+
+from gateway.replicas import Replica
+from gateway.state import GatewayState
+
+log = logging.getLogger("llmops.gateway.health")
+
+
+async def check_replica(state: GatewayState, replica: Replica) -> bool:
+    cfg = state.config.health
+    headers = {"authorization": f"Bearer {replica.api_key}"} if replica.api_key else None
+    try:
+        async with state.session.get(
+            replica.url + "/health",
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=cfg.timeout_s),
+        ) as resp:
+            await resp.read()
+            ok = resp.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        ok = False
+    if ok != replica.healthy:
+        log.warning("replica %s of %s is now %s", replica.url, replica.model,
+                    "healthy" if ok else "unhealthy")  # fmt: skip
+    replica.healthy = ok
+    state.metrics.set_healthy(replica.model, replica.url, replica.available(time.monotonic()))
+    return ok
+
+
+async def check_all(state: GatewayState) -> None:
+    replicas = [r for pool in state.pools.values() for r in pool.replicas]
+    await asyncio.gather(*(check_replica(state, r) for r in replicas))
+
+
+async def health_loop(state: GatewayState) -> None:
+    """Runs for the app's lifetime; one slow replica never delays the others' checks."""
+    while True:
+        await asyncio.sleep(state.config.health.interval_s)
+        try:
+            await check_all(state)
+        except Exception:  # a checker bug must not stop future checks
+            log.exception("health check round failed")

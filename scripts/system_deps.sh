@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the tests (and, with `bench`, the benchmarks) start as real processes.
+set -euo pipefail
+want=(redis-server git)
+if [[ "${1:-}" == "bench" ]]; then want+=(nginx wrk); fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
