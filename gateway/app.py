@@ -19,7 +19,7 @@ from starlette.responses import Response
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, error_response
 from gateway.health import check_all, health_loop
-from gateway.proxy import Proxy, Resolver
+from gateway.proxy import Proxy
 from gateway.state import GatewayState
 
 log = logging.getLogger("llmops.gateway")
@@ -47,8 +47,7 @@ class GatewayApp:
     def __init__(self, config: GatewayConfig, plugins: list[Plugin] | None = None) -> None:
         self.config = config
         self.state = GatewayState.from_config(config)
-        self.resolvers: list[Resolver] = []
-        self.proxy = Proxy(self.state, self.resolvers)
+        self.proxy = Proxy(self.state)
         self.startup: list[Callable[[], Any]] = []
         self.shutdown: list[Callable[[], Any]] = []
         self.readiness_checks: list[Callable[[], tuple[bool, dict[str, Any]]]] = []
@@ -113,13 +112,13 @@ class GatewayApp:
         app, proxy = self.app, self.proxy
 
         async def chat(request: Request) -> Response:
-            return await proxy.handle(request, "chat", "/v1/chat/completions")
+            return await proxy.handle(request, "chat")
 
         async def completions(request: Request) -> Response:
-            return await proxy.handle(request, "completions", "/v1/completions")
+            return await proxy.handle(request, "completions")
 
         async def embeddings(request: Request) -> Response:
-            return await proxy.handle(request, "embeddings", "/v1/embeddings")
+            return await proxy.handle(request, "embeddings")
 
         for path, fn, name in (
             ("/v1/chat/completions", chat, "CreateChatCompletionRequest"),

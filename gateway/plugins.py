@@ -8,4 +8,9 @@ from gateway.config import GatewayConfig
 
 def default_plugins(config: GatewayConfig) -> list[Plugin]:
     plugins: list[Plugin] = []
+    retrieve = None
+    if config.prompts is not None and config.prompts.enabled:
+        from gateway.prompt_resolution import prompt_plugin, reloader_from_config
+
+        plugins.append(prompt_plugin(reloader_from_config(config.prompts), retrieve=retrieve))
     return plugins

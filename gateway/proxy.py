@@ -1,60 +1,70 @@
-"""The data path: edge checks -> request fields -> resolution -> replica -> forward -> account.
-
-Bodies stay bytes unless resolution changes them; responses are relayed as received.
+"""The data path: edge checks -> request fields -> resolution -> admission -> replica ->
+forward -> account. Bodies stay bytes unless resolution changes them; responses are relayed
+as received.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.context import Admission, Observer, RequestContext, Resolver
 from gateway.errors import GatewayError, error_body, error_response
+from gateway.replicas import Replica
 from gateway.request_model import parse_body, routing_fields
 from gateway.state import GatewayState
 from gateway.usage import StreamUsageScanner, usage_from_body
 
-# A resolver rewrites the parsed body (prompt templates, retrieval) and returns extra
-# response headers plus an optional extension object merged into JSON responses.
-Resolver = Callable[[dict[str, Any], str], Awaitable[tuple[dict[str, Any], dict[str, str]]]]
+log = logging.getLogger("llmops.gateway.proxy")
 
 _RETRYABLE_STATUS = frozenset({502, 503})
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_PATHS = {
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+    "embeddings": "/v1/embeddings",
+}
 
 
 class Proxy:
-    def __init__(self, state: GatewayState, resolvers: list[Resolver] | None = None) -> None:
+    def __init__(self, state: GatewayState) -> None:
         self.state = state
-        self.resolvers = resolvers or []
+        self.resolvers: list[Resolver] = []
+        self.admissions: list[Admission] = []
+        self.observers: list[Observer] = []
 
-    async def handle(self, request: Request, route: str, path: str) -> Response:
+    async def handle(self, request: Request, route: str) -> Response:
         st = self.state
-        t0 = time.perf_counter()
         headers = request.headers
-        rid = headers.get("x-request-id") or uuid.uuid4().hex
-        model = "-"
+        ctx = RequestContext(
+            request_id=headers.get("x-request-id") or uuid.uuid4().hex,
+            route=route,
+            t0=time.perf_counter(),
+            headers=headers,
+        )
         try:
-            principal = st.keys.authenticate(headers.get("authorization"))
+            ctx.principal = st.keys.authenticate(headers.get("authorization"))
             body = await _read_body(request, st.config.server.max_body_bytes)
-            data = parse_body(body)
-            extra_headers: dict[str, str] = {}
+            data = ctx.data = parse_body(body)
             changed = False
-            if route != "embeddings" and isinstance(data.get("prompt"), dict):
-                for resolve in self.resolvers:
-                    data, hdrs = await resolve(data, route)
-                    extra_headers.update(hdrs)
-                changed = True
+            for resolve in self.resolvers:
+                changed = await resolve(ctx) or changed
+            data = ctx.data
             fields = routing_fields(route, data)
+            ctx.requested_model = fields.model
+            ctx.stream = bool(fields.stream)
+            ctx.user = fields.user
             pool = st.pool_for(fields.model)
-            model = pool.name
-            if principal is not None and not principal.allows(model):
+            ctx.model = pool.name
+            if ctx.principal is not None and not ctx.principal.allows(pool.name):
                 raise GatewayError(
                     403,
                     f"This API key is not allowed to use the model '{fields.model}'.",
@@ -64,36 +74,33 @@ class Proxy:
             if changed or fields.model != pool.upstream_name:
                 data["model"] = pool.upstream_name
                 body = orjson.dumps(data)
-            affinity = None
-            if st.config.server.affinity:
-                affinity = headers.get("x-session-id") or fields.user
-            return await self._forward(
-                pool.name, route, path, body, bool(fields.stream), affinity, rid, extra_headers, t0
-            )
+            ctx.body = body
+            for admit in self.admissions:
+                await admit(ctx)
+            return await self._forward(ctx)
         except GatewayError as e:
-            st.metrics.observe_request(model, route, e.status, time.perf_counter() - t0)
-            return error_response(e, rid)
+            ctx.status = e.status
+            ctx.error = e.code or e.type
+            self._finish(ctx)
+            resp = error_response(e, ctx.request_id)
+            resp.headers.update(ctx.response_headers)
+            return resp
 
-    async def _forward(
-        self,
-        model: str,
-        route: str,
-        path: str,
-        body: bytes,
-        stream: bool,
-        affinity: str | None,
-        rid: str,
-        extra_headers: dict[str, str],
-        t0: float,
-    ) -> Response:
+    async def _forward(self, ctx: RequestContext) -> Response:
         st = self.state
+        model = ctx.model
         pool = st.pools[model]
-        tried: list[Any] = []
-        upstream_headers = {"content-type": "application/json", "x-request-id": rid}
+        path = _PATHS[ctx.route]
+        affinity = None
+        if st.config.server.affinity:
+            affinity = ctx.headers.get("x-session-id") or ctx.user
+        tried: list[Replica] = []
+        loop = asyncio.get_running_loop()
+        upstream_headers = {"content-type": "application/json", "x-request-id": ctx.request_id}
         for attempt in (0, 1):
             replica = st.strategy.choose(pool.replicas, affinity, tried)
             if replica is None:
-                if attempt == 1 and tried:
+                if tried:
                     break
                 raise GatewayError(
                     503,
@@ -102,18 +109,27 @@ class Proxy:
                     headers={"retry-after": "5"},
                 )
             tried.append(replica)
+            ctx.replica, ctx.attempts = replica, attempt + 1
             hdrs = upstream_headers
             if replica.api_key:
                 hdrs = {**upstream_headers, "authorization": f"Bearer {replica.api_key}"}
-            replica.in_flight += 1
-            st.metrics.set_in_flight(model, replica.url, replica.in_flight)
+            self._acquire(replica)
+            first_byte_by = 0.0
             try:
-                resp = await st.session.post(
-                    replica.url + path, data=body, headers=hdrs, timeout=st.timeout
-                )
+                if ctx.stream:
+                    # A stream must start within first_byte_timeout_s (headers and first chunk).
+                    first_byte_by = loop.time() + st.config.server.first_byte_timeout_s
+                    async with asyncio.timeout_at(first_byte_by):
+                        resp = await st.session.post(
+                            replica.url + path, data=ctx.body, headers=hdrs, timeout=st.timeout
+                        )
+                else:
+                    resp = await st.session.post(
+                        replica.url + path, data=ctx.body, headers=hdrs, timeout=st.timeout
+                    )
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
-                self._release(model, replica)
-                st.replica_failed(replica, "connect" if attempt == 0 else "connect_retry")
+                self._release(replica)
+                st.replica_failed(replica, "connect")
                 if attempt == 0:
                     st.metrics.retry(model)
                     continue
@@ -125,14 +141,17 @@ class Proxy:
                     headers={"retry-after": "5"},
                 ) from e
             except TimeoutError as e:
-                self._release(model, replica)
+                self._release(replica)
                 st.replica_failed(replica, "timeout")
+                if first_byte_by and attempt == 0 and len(pool.replicas) > 1:
+                    st.metrics.retry(model)  # nothing reached the client yet: try another
+                    continue
                 raise GatewayError(
                     504, f"The upstream for model '{model}' timed out.", code="upstream_timeout"
                 ) from e
             if resp.status in _RETRYABLE_STATUS and attempt == 0 and len(pool.replicas) > 1:
                 resp.release()
-                self._release(model, replica)
+                self._release(replica)
                 st.replica_failed(replica, f"status_{resp.status}")
                 st.metrics.retry(model)
                 continue
@@ -140,33 +159,7 @@ class Proxy:
                 st.replica_failed(replica, f"status_{resp.status}")
             else:
                 replica.record_success()
-            ctype = resp.headers.get("content-type", "application/json")
-            out_headers = {"x-request-id": rid, **extra_headers}
-            if stream and resp.status == 200 and ctype.startswith("text/event-stream"):
-                out_headers.update(_SSE_HEADERS)
-                return StreamingResponse(
-                    self._relay(resp, model, route, replica, t0),
-                    status_code=200,
-                    media_type=ctype,
-                    headers=out_headers,
-                )
-            try:
-                payload = await resp.read()
-            except (aiohttp.ClientError, TimeoutError) as e:
-                resp.close()
-                st.replica_failed(replica, "read")
-                raise GatewayError(
-                    502, f"The upstream for model '{model}' failed mid-response.",
-                    code="upstream_error",
-                ) from e  # fmt: skip
-            finally:
-                self._release(model, replica)
-            if resp.status == 200:
-                usage = usage_from_body(payload)
-                if usage:
-                    st.metrics.observe_usage(model, usage)
-            st.metrics.observe_request(model, route, resp.status, time.perf_counter() - t0)
-            return Response(payload, status_code=resp.status, media_type=ctype, headers=out_headers)
+            return await self._respond(ctx, resp, replica, first_byte_by)
         raise GatewayError(
             503,
             f"Every replica of model '{model}' failed. Try again shortly.",
@@ -174,51 +167,149 @@ class Proxy:
             headers={"retry-after": "5"},
         )
 
+    async def _respond(
+        self,
+        ctx: RequestContext,
+        resp: aiohttp.ClientResponse,
+        replica: Replica,
+        first_byte_by: float = 0.0,
+    ) -> Response:
+        ctype = resp.headers.get("content-type", "application/json")
+        out_headers = {"x-request-id": ctx.request_id, **ctx.response_headers}
+        ctx.status = resp.status
+        if ctx.stream and resp.status == 200 and ctype.startswith("text/event-stream"):
+            out_headers.update(_SSE_HEADERS)
+            return StreamingResponse(
+                self._relay(ctx, resp, replica, first_byte_by), status_code=200, media_type=ctype,
+                headers=out_headers,
+            )  # fmt: skip
+        try:
+            payload = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as e:
+            resp.close()
+            self.state.replica_failed(replica, "read")
+            raise GatewayError(
+                502, f"The upstream for model '{ctx.model}' failed mid-response.",
+                code="upstream_error",
+            ) from e  # fmt: skip
+        finally:
+            self._release(replica)
+        if resp.status == 200:
+            ctx.usage = usage_from_body(payload)
+            citations = ctx.extensions.get("citations")
+            if citations is not None and ctype.startswith("application/json"):
+                payload = _with_field(payload, "citations", citations)
+        if ctx.capture_output:
+            ctx.output = payload
+        self._finish(ctx)
+        return Response(payload, status_code=resp.status, media_type=ctype, headers=out_headers)
+
     async def _relay(
-        self, resp: aiohttp.ClientResponse, model: str, route: str, replica: Any, t0: float
+        self,
+        ctx: RequestContext,
+        resp: aiohttp.ClientResponse,
+        replica: Replica,
+        first_byte_by: float = 0.0,
     ) -> AsyncIterator[bytes]:
-        """Relay SSE chunks as they arrive; closing the upstream cancels it in vLLM."""
+        """Relay SSE chunks as they arrive; closing the upstream makes vLLM abort the request.
+
+        The first chunk must arrive by ``first_byte_by``, each later one within
+        ``chunk_timeout_s``: a silent upstream ends the stream with an error event.
+        """
         st = self.state
         scanner = StreamUsageScanner()
+        chunks: list[bytes] | None = [] if ctx.capture_output else None
         first = True
         done = False
-        status = 200
+        loop = asyncio.get_running_loop()
+        chunk_timeout = st.config.server.chunk_timeout_s
+        deadline = first_byte_by or loop.time() + st.config.server.first_byte_timeout_s
+        read = resp.content.readany
         try:
-            async for chunk in resp.content.iter_any():
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await read()
+                except TimeoutError:
+                    ctx.status, ctx.error = 504, "upstream_stream_timeout"
+                    st.replica_failed(replica, "stream_timeout")
+                    what = "its first chunk" if first else "the next chunk"
+                    limit = st.config.server.first_byte_timeout_s if first else chunk_timeout
+                    yield _sse_error(
+                        f"The upstream for model '{ctx.model}' did not send {what} within "
+                        f"{limit:g}s; the stream was ended.",
+                        "upstream_timeout",
+                    )
+                    return
+                if not chunk:
+                    break
                 if first:
-                    st.metrics.observe_ttft(model, route, time.perf_counter() - t0)
+                    ctx.ttft_s = time.perf_counter() - ctx.t0
                     first = False
                 scanner.feed(chunk)
                 done = done or b"[DONE]" in chunk
+                if chunks is not None:
+                    chunks.append(chunk)
                 yield chunk
+                deadline = loop.time() + chunk_timeout
             scanner.finish()
             if not done:
                 # A stream that stops without its terminator was cut: say so, never truncate.
-                status = 502
+                ctx.status, ctx.error = 502, "upstream_truncated"
                 st.replica_failed(replica, "truncated")
                 yield _sse_error(
-                    f"The upstream for model '{model}' ended the stream early.", "upstream_error"
+                    f"The upstream for model '{ctx.model}' ended the stream early.",
+                    "upstream_error",
                 )
         except (aiohttp.ClientError, TimeoutError) as e:
-            status = 502
+            ctx.status, ctx.error = 502, "upstream_stream_error"
             st.replica_failed(replica, "stream")
             yield _sse_error(
-                f"The upstream for model '{model}' failed mid-stream ({type(e).__name__}).",
+                f"The upstream for model '{ctx.model}' failed mid-stream ({type(e).__name__}).",
                 "upstream_error",
             )
         except asyncio.CancelledError:
-            status = 499  # client went away; closing resp aborts the upstream request
+            ctx.status, ctx.error = 499, "client_disconnected"
             raise
         finally:
             resp.close()
-            self._release(model, replica)
-            if scanner.usage:
-                st.metrics.observe_usage(model, scanner.usage)
-            st.metrics.observe_request(model, route, status, time.perf_counter() - t0)
+            self._release(replica)
+            ctx.usage = scanner.usage
+            ctx.output_chunks = chunks
+            self._finish(ctx)
 
-    def _release(self, model: str, replica: Any) -> None:
+    def _finish(self, ctx: RequestContext) -> None:
+        st = self.state
+        m = st.metrics
+        m.observe_request(ctx.model, ctx.route, ctx.status, time.perf_counter() - ctx.t0)
+        if ctx.ttft_s is not None:
+            m.observe_ttft(ctx.model, ctx.route, ctx.ttft_s)
+        if ctx.usage:
+            m.observe_usage(ctx.model, ctx.usage)
+        for fn in (*ctx.on_finish, *self.observers):
+            try:
+                fn(ctx)
+            except Exception:  # an observer must never break a request
+                log.exception("request observer failed")
+
+    def _acquire(self, replica: Replica) -> None:
+        replica.in_flight += 1
+        self.state.metrics.set_in_flight(replica.model, replica.url, replica.in_flight)
+
+    def _release(self, replica: Replica) -> None:
         replica.in_flight -= 1
-        self.state.metrics.set_in_flight(model, replica.url, replica.in_flight)
+        self.state.metrics.set_in_flight(replica.model, replica.url, replica.in_flight)
+
+
+def _with_field(payload: bytes, key: str, value: object) -> bytes:
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return payload
+    if not isinstance(obj, dict):
+        return payload
+    obj[key] = value
+    return orjson.dumps(obj)
 
 
 def _sse_error(message: str, code: str) -> bytes:
