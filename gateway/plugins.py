@@ -13,4 +13,8 @@ def default_plugins(config: GatewayConfig) -> list[Plugin]:
         from gateway.prompt_resolution import prompt_plugin, reloader_from_config
 
         plugins.append(prompt_plugin(reloader_from_config(config.prompts), retrieve=retrieve))
+    if config.observability.active:
+        from gateway.observability import observability_plugin
+
+        plugins.append(observability_plugin)
     return plugins

@@ -26,6 +26,12 @@ except ImportError:  # pragma: no cover
     pass
 else:
     app.add_typer(evals_app, name="eval")
+try:  # monitoring needs the observability extra
+    from monitor.cli import app as monitor_app
+except ImportError:  # pragma: no cover
+    pass
+else:
+    app.add_typer(monitor_app, name="monitor")
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests (and, with `bench`, the benchmarks) start as real processes.
 set -euo pipefail
-want=(redis-server git docker-compose)
+want=(redis-server git docker-compose prometheus)
 if [[ "${1:-}" == "bench" ]]; then want+=(nginx wrk); fi
 missing=()
 for p in "${want[@]}"; do
