@@ -41,6 +41,36 @@ def _openapi_body(schema_name: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+class _FastPathFastAPI(FastAPI):
+    """FastAPI whose three data-path POST routes skip the ASGI middleware stack and router.
+
+    Used only while no user middleware is installed (CORS etc. take the normal path).
+    The proxy already turns every GatewayError into an OpenAI-shaped response itself.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_routes: dict[str, Callable[[Request], Any]] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not self.user_middleware:
+            handler = self.fast_routes.get(scope["path"])
+            if handler is not None:
+                request = Request(scope, receive, send)
+                try:
+                    response = await handler(request)
+                except Exception:
+                    log.exception("unexpected error on %s", scope["path"])
+                    response = error_response(
+                        GatewayError(
+                            500, "The gateway hit an internal error.", code="internal_error"
+                        )
+                    )
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 class GatewayApp:
     """Holds the state and the extension points; ``create_app`` returns its FastAPI app."""
 
@@ -52,7 +82,7 @@ class GatewayApp:
         self.shutdown: list[Callable[[], Any]] = []
         self.readiness_checks: list[Callable[[], tuple[bool, dict[str, Any]]]] = []
         self.engines: list[Any] = []
-        self.app = FastAPI(
+        self.app = _FastPathFastAPI(
             title="llmops gateway",
             version="0.1.0",
             lifespan=self._lifespan,
@@ -129,6 +159,7 @@ class GatewayApp:
                 path, fn, methods=["POST"], openapi_extra=_openapi_body(name),
                 response_class=Response,
             )  # fmt: skip
+            app.fast_routes[path] = fn
 
         created = int(time.time())
 

@@ -87,7 +87,7 @@ class FakeUpstream:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text},
+                        "message": {"role": "assistant", "content": text, "refusal": None},
                         "finish_reason": "stop",
                         "logprobs": None,
                     }
