@@ -124,13 +124,15 @@ class GatewayApp:
             return
         from gateway.engine import EngineManager
 
-        for m in wanted:
-            assert m.engine is not None
+        async def start(m: Any) -> None:
             mgr = EngineManager(name=m.name, served_name=m.upstream_name, spec=m.engine)
             self.engines.append(mgr)
             url = await mgr.start()
             self.state.add_replica(m.name, url)
             log.info("local engine for %s ready at %s", m.name, url)
+
+        # Engines start together: each takes about a minute to reach /health on a CPU.
+        await asyncio.gather(*(start(m) for m in wanted))
 
     async def _stop_engines(self) -> None:
         for mgr in reversed(self.engines):
