@@ -1,0 +1,79 @@
+"""Git ref -> prompt version: the one place that talks to the prompts registry.
+
+Versions are read from git objects (``PromptRegistry.from_git``), never by checking a ref out, so
+``compare --base main --head HEAD`` works in any clone with the history, CI included. With no ref,
+the working tree is read, so uncommitted edits can be evaluated on a laptop.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from evals._errors import PromptMissing, TargetError
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPrompt:
+    """A prompt version pinned for a run: ``version`` is the content hash the gateway knows."""
+
+    name: str
+    version: str
+    commit: str | None
+    ref: str | None
+    template: object  # prompts.PromptTemplate (kept loose: prompts is imported lazily)
+
+
+def git_toplevel(start: Path) -> Path:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(start), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return start.resolve()
+    return Path(out.stdout.strip())
+
+
+def resolve_prompt(
+    repo: Path, name: str, ref: str | None, prompts_dir: str = "prompts", pin: str | None = None
+) -> ResolvedPrompt:
+    """The version of prompt ``name`` at git ``ref`` (None: the working tree).
+
+    ``pin`` (a version id or label) selects a version from that snapshot's history instead of the
+    current one. Raises :class:`TargetError` with the registry's message on any failure.
+    """
+    from prompts import HistoryUnavailable, PromptError, PromptNotFound, PromptRegistry
+
+    try:
+        if ref is None:
+            reg = PromptRegistry.from_directory(repo / prompts_dir)
+        else:
+            reg = PromptRegistry.from_git(repo, ref, prompts_dir)
+        pv = reg.get(name, pin)
+    except PromptError as e:
+        where = f"git ref {ref!r}" if ref else f"working tree {repo / prompts_dir}"
+        if isinstance(e, PromptNotFound) and not isinstance(e, HistoryUnavailable) and not pin:
+            raise PromptMissing(f"prompt {name!r} does not exist at {where}") from None
+        where = f"git ref {ref!r}" if ref else f"working tree {repo / prompts_dir}"
+        raise TargetError(f"prompt {name!r} at {where}: {e.message}") from None
+    return ResolvedPrompt(pv.name, pv.version, pv.commit, ref, pv.template)
+
+
+def merge_base(repo: Path, a: str, b: str) -> str:
+    """``git merge-base a b`` (what a pull request is compared against)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "merge-base", a, b],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+    except subprocess.CalledProcessError as e:
+        raise TargetError(f"git merge-base {a} {b}: {e.stderr.strip()}") from None
+    return out.stdout.strip()

@@ -1,0 +1,219 @@
+"""``llmops eval run`` and ``llmops eval compare``.
+
+Exit codes: 0 the gate passed; 1 the gate failed; 2 the evaluation could not run (bad suite,
+empty dataset, unknown prompt or model, unreachable gateway, crash). Both failures are non-zero:
+CI must never read "could not evaluate" as "passed". Heavy imports happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    help="Evals that gate promotion: run suites, compare git refs or models.", no_args_is_help=True
+)
+
+EXIT_FAIL, EXIT_ERROR = 1, 2
+
+SuitesArg = Annotated[
+    list[Path], typer.Argument(help="suite YAML file(s), e.g. evals/suites/*.yaml")
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="report folder (default $LLMOPS_HOME/evals/reports/<time>)"),
+]
+CacheOpt = Annotated[bool, typer.Option("--cache/--no-cache", help="reuse cached outputs")]
+CacheDirOpt = Annotated[Path | None, typer.Option(help="cache folder (default under LLMOPS_HOME)")]
+LimitOpt = Annotated[int | None, typer.Option(help="only the first N cases (smoke runs)")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress")]
+LangfuseOpt = Annotated[
+    bool, typer.Option("--langfuse/--no-langfuse", help="push runs when LANGFUSE_* is set")
+]
+
+
+def _out_dir(out: Path | None) -> Path:
+    if out is not None:
+        return out
+    from evals._cache import llmops_home
+
+    return llmops_home() / "evals" / "reports" / time.strftime("%Y%m%d-%H%M%S")
+
+
+def _context(cache: bool, cache_dir: Path | None, on_step: Any) -> Any:
+    from evals._cache import DiskCache, default_cache_dir
+    from evals._runner import RunContext
+
+    root = (cache_dir or default_cache_dir()) if cache else None
+    return RunContext(cache=DiskCache(root), on_step=on_step)
+
+
+def _execute(
+    suites: list[Path],
+    out: Path | None,
+    *,
+    cache: bool,
+    cache_dir: Path | None,
+    limit: int | None,
+    progress: bool,
+    langfuse: bool,
+    sides: int,
+    job: Any,
+) -> None:
+    """Shared driver: load suites, run ``job`` per suite under a progress bar, write reports."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from evals._dataset import load_dataset
+    from evals._errors import EvalError
+    from evals._report_md import markdown_report
+    from evals._reports import write_error_reports, write_reports
+    from evals._suite import load_suite
+
+    console = Console(stderr=True)
+    folder = _out_dir(out)
+    try:
+        loaded = []
+        for p in suites:
+            s = load_suite(p)
+            loaded.append((s, load_dataset(s, limit)))
+        total = sum(len(c) * s.repeats * sides for s, c in loaded)
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not progress,
+        )
+        verdicts = []
+        with bar:
+            task = bar.add_task("evaluating", total=total)
+            ctx = _context(cache, cache_dir, lambda: bar.advance(task))
+            for s, cases in loaded:
+                bar.update(task, description=f"{s.name}")
+                v = asyncio.run(job(s, ctx, cases))
+                verdicts.append(v)
+                if langfuse:
+                    from evals._langfuse import push_if_configured
+
+                    note = push_if_configured(s, v)
+                    if note:
+                        console.print(f"[dim]{note}[/dim]")
+    except EvalError as e:
+        write_error_reports(folder, str(e))
+        console.print(f"[red]error:[/red] {e}\nreports: {folder}")
+        raise typer.Exit(EXIT_ERROR) from None
+    except Exception as e:  # fail closed on anything unexpected, but say what it was
+        msg = f"{type(e).__name__}: {e}"
+        write_error_reports(folder, msg)
+        console.print_exception()
+        console.print(f"[red]evaluation crashed:[/red] {msg}\nreports: {folder}")
+        raise typer.Exit(EXIT_ERROR) from None
+    paths = write_reports(folder, verdicts)
+    Console(file=sys.stdout).print(Markdown(markdown_report(verdicts)))
+    console.print(f"reports: {', '.join(str(p) for p in paths.values())}")
+    if not all(v.passed for v in verdicts):
+        raise typer.Exit(EXIT_FAIL)
+
+
+@app.command()
+def run(
+    suites: SuitesArg,
+    ref: Annotated[
+        str | None, typer.Option(help="git ref of the prompt (default: working tree)")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="model override")] = None,
+    version: Annotated[str | None, typer.Option(help="prompt version id or label to pin")] = None,
+    out: OutOpt = None,
+    cache: CacheOpt = True,
+    cache_dir: CacheDirOpt = None,
+    limit: LimitOpt = None,
+    progress: ProgressOpt = True,
+    langfuse: LangfuseOpt = True,
+) -> None:
+    """Evaluate suites once and gate on their thresholds."""
+    from evals._api import Side, evaluate
+
+    side = Side(ref=ref, model=model, version=version)
+
+    async def job(s: Any, ctx: Any, cases: Any) -> Any:
+        return await evaluate(s, ctx, side, cases)
+
+    _execute(
+        suites,
+        out,
+        cache=cache,
+        cache_dir=cache_dir,
+        limit=limit,
+        progress=progress,
+        langfuse=langfuse,
+        sides=1,
+        job=job,
+    )
+
+
+@app.command()
+def compare(
+    suites: SuitesArg,
+    base: Annotated[str | None, typer.Option(help="git ref of the baseline prompt")] = None,
+    head: Annotated[
+        str | None, typer.Option(help="git ref of the candidate (default: working tree)")
+    ] = None,
+    base_model: Annotated[str | None, typer.Option(help="baseline model")] = None,
+    head_model: Annotated[str | None, typer.Option(help="candidate model")] = None,
+    merge_base: Annotated[
+        bool, typer.Option(help="compare against git merge-base(base, head)")
+    ] = False,
+    out: OutOpt = None,
+    cache: CacheOpt = True,
+    cache_dir: CacheDirOpt = None,
+    limit: LimitOpt = None,
+    progress: ProgressOpt = True,
+    langfuse: LangfuseOpt = True,
+) -> None:
+    """Compare base and head (git refs and/or models): paired bootstrap CIs, thresholds, gate."""
+    from evals._api import Side
+    from evals._api import compare as do_compare
+
+    if base is None and base_model is None:
+        typer.echo("error: give --base REF and/or --base-model MODEL", err=True)
+        raise typer.Exit(EXIT_ERROR)
+
+    async def job(s: Any, ctx: Any, cases: Any) -> Any:
+        base_ref = base if base is not None else head
+        if merge_base and base is not None:
+            from evals._prompt_refs import merge_base as mb
+
+            base_ref = mb(s.repo_path(), base, head or "HEAD")
+        return await do_compare(
+            s, ctx, Side(ref=base_ref, model=base_model), Side(ref=head, model=head_model), cases
+        )
+
+    _execute(
+        suites,
+        out,
+        cache=cache,
+        cache_dir=cache_dir,
+        limit=limit,
+        progress=progress,
+        langfuse=langfuse,
+        sides=2,
+        job=job,
+    )
+
+
+def main() -> None:  # pragma: no cover - for `python -m evals.cli`
+    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,134 @@
+"""The shipped rag-answer suite end to end on the real engine (vLLM CPU, SmolLM2-135M) behind the
+real gateway: an unchanged prompt passes, a deliberately damaged one fails with a clear report.
+
+Marker ``engine``: needs the prepared engine venv and model (``make test`` prepares them).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from evals.cli import app
+
+pytestmark = pytest.mark.engine
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "smollm2-135m-instruct"
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shipped prompt, suite and dataset; tag ``good``, then ``damaged`` (the
+    template's max_tokens cut to 1, so answers are one token long), then ``unchanged``."""
+    r = tmp_path_factory.mktemp("engine-repo")
+    _git(r, "init", "-q", "-b", "main")
+    _git(r, "config", "user.email", "t@example.com")
+    _git(r, "config", "user.name", "t")
+    for rel in (
+        "prompts/rag-answer.yaml",
+        "evals/suites/rag-answer.yaml",
+        "evals/datasets/rag-answer.jsonl",
+    ):
+        (r / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, r / rel)
+    _git(r, "add", "-A")
+    _git(r, "commit", "-qm", "good")
+    _git(r, "tag", "good")
+    p = r / "prompts" / "rag-answer.yaml"
+    good = p.read_text()
+    data = yaml.safe_load(good)
+    data["params"]["max_tokens"] = 1
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    _git(r, "commit", "-qam", "damage: max_tokens 1")
+    _git(r, "tag", "damaged")
+    p.write_text(good)
+    (r / "NOTES.md").write_text("unrelated\n")
+    _git(r, "add", "-A")
+    _git(r, "commit", "-qm", "restore")
+    _git(r, "tag", "unchanged")
+    return r
+
+
+@pytest.fixture(scope="module")
+def gateway_url() -> Iterator[str]:
+    from tests.engine.conftest import engine_spec, require_prepared_engine
+    from tests.fakes.servers import GatewayServer
+
+    require_prepared_engine()
+    from gateway import GatewayConfig
+
+    cfg = GatewayConfig(
+        auth={"enabled": False},
+        server={"request_timeout_s": 300},
+        models=[{"name": MODEL, "engine": engine_spec().model_dump()}],
+        prompts=None,
+    )
+    server = GatewayServer(cfg).start(timeout=900)
+    try:
+        yield server.url + "/v1"
+    finally:
+        server.stop()
+
+
+def _compare(
+    repo: Path, head: str, out: Path, cache: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, Any, str]:
+    monkeypatch.setenv("LLMOPS_EVAL_BASE_URL", url)
+    res = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(repo / "evals" / "suites" / "rag-answer.yaml"),
+            "--base",
+            "good",
+            "--head",
+            head,
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache),
+            "--no-progress",
+            "--no-langfuse",
+        ],
+    )
+    data = json.loads((out / "report.json").read_text())
+    return res.exit_code, data, (out / "report.md").read_text()
+
+
+def test_unchanged_prompt_passes_on_the_engine(
+    repo: Path, gateway_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, data, md = _compare(
+        repo, "unchanged", tmp_path / "o", tmp_path / "c", gateway_url, monkeypatch
+    )
+    assert code == 0, md
+    s = data["suites"][0]
+    assert s["head"]["cache_misses"] == 0  # same prompt version: base's answers reused
+    assert all(m["status"] == "pass" for m in s["metrics"])
+
+
+def test_damaged_prompt_fails_on_the_engine(
+    repo: Path, gateway_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, data, md = _compare(
+        repo, "damaged", tmp_path / "o", tmp_path / "c", gateway_url, monkeypatch
+    )
+    assert code == 1, md
+    assert md.splitlines()[1].startswith("## ❌ Evals failed")
+    metrics = {m["metric"]: m for m in data["suites"][0]["metrics"]}
+    assert metrics["contains"]["status"] == "fail"
+    assert any("regression" in r or "misses threshold" in r for r in metrics["contains"]["reasons"])
+    assert "Worst cases" in md
