@@ -26,6 +26,7 @@ ROOT = BENCH.parent
 # Run order: cheap and self-contained first, the real engine last.
 KNOWN = [
     "gateway_overhead",
+    "limits_overhead",
     "prompts_render",
     "retrieval_*",
     "evals_throughput",

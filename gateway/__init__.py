@@ -24,7 +24,15 @@ _EXPORTS = {
     "GatewayError": "gateway.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "GatewayApp",
+    "GatewayConfig",
+    "GatewayError",
+    "ModelConfig",
+    "create_app",
+    "hash_key",
+    "load_config",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -27,6 +27,7 @@ def serve(
 
     from gateway.app import GatewayApp
     from gateway.config import load_config
+    from gateway.limits.edge import bounded_httptools
     from gateway.plugins import default_plugins
 
     logging.basicConfig(
@@ -49,7 +50,7 @@ def serve(
         log_level=log_level.lower(),
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=bounded_httptools(cfg.server.max_header_bytes),
         timeout_graceful_shutdown=30,
     )
 

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.engine.spec import EngineSpec
+from gateway.limits.config import LimitsConfig, LimitSpec
+from gateway.observability.config import ObservabilityConfig
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -68,19 +70,56 @@ class ApiKeyConfig(_Strict):
     name: str
     sha256: str
     models: list[str] | None = Field(None, description="Models (or aliases) allowed; null = all.")
+    team: str | None = Field(None, description="Team whose shared limits (limits.teams) apply.")
+    limits: LimitSpec | None = Field(None, description="This key's limits; null = limits.default.")
 
     @field_validator("sha256")
     @classmethod
     def _hex(cls, v: str) -> str:
-        v = v.strip().lower()
-        if not _SHA256_HEX.match(v):
-            raise ValueError("sha256 must be 64 lowercase hex characters")
-        return v
+        return _check_digest(v)
+
+
+def _check_digest(v: str) -> str:
+    v = v.strip().lower()
+    if not _SHA256_HEX.match(v):
+        raise ValueError("sha256 must be 64 lowercase hex characters")
+    return v
 
 
 class AuthConfig(_Strict):
     enabled: bool = True
     keys: list[ApiKeyConfig] = Field(default_factory=list)
+    admin_sha256: str | None = Field(
+        None, description="Digest of the admin key (/admin routes); null = admin routes off."
+    )
+
+    @field_validator("admin_sha256")
+    @classmethod
+    def _admin_hex(cls, v: str | None) -> str | None:
+        return None if v is None else _check_digest(v)
+
+    @model_validator(mode="after")
+    def _unique(self) -> AuthConfig:
+        names = [k.name for k in self.keys]
+        if len(set(names)) != len(names):
+            raise ValueError("auth.keys: key names must be unique")
+        digests = [k.sha256 for k in self.keys]
+        if len(set(digests)) != len(digests):
+            raise ValueError("auth.keys: the same key digest is listed twice")
+        if self.admin_sha256 is not None and self.admin_sha256 in digests:
+            raise ValueError("auth.admin_sha256 must not also be a client key")
+        return self
+
+
+class CorsConfig(_Strict):
+    """Browser cross-origin access; off unless origins are listed."""
+
+    allow_origins: list[str] = Field(default_factory=list)
+    allow_headers: list[str] = Field(
+        default_factory=lambda: ["authorization", "content-type", "x-request-id"]
+    )
+    allow_credentials: bool = False
+    max_age_s: int = Field(600, ge=0)
 
 
 class HealthConfig(_Strict):
@@ -101,6 +140,13 @@ class ServerConfig(_Strict):
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     max_connections_per_replica: int = Field(0, ge=0, description="0 = unlimited")
     affinity: bool = Field(True, description="Same user / x-session-id sticks to a replica.")
+    # Streams: the first chunk must come within first_byte_timeout_s of sending the request,
+    # and each later chunk within chunk_timeout_s of the previous one; otherwise the client
+    # gets an OpenAI-style error event and the upstream request is aborted.
+    first_byte_timeout_s: float = Field(120.0, gt=0)
+    chunk_timeout_s: float = Field(60.0, gt=0)
+    max_header_bytes: int = Field(64 * 1024, ge=1024, description="Request line + headers.")
+    cors: CorsConfig = Field(default_factory=CorsConfig)
 
 
 class PromptsConfig(_Strict):
@@ -126,6 +172,14 @@ class GatewayConfig(BaseSettings):
     retrieval: dict[str, Any] | None = Field(
         None, description="Retrieval settings (see docs/retrieval.md)."
     )
+    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    # The file this config came from (set by load_config; admin reload re-reads it).
+    _source: Path | None = PrivateAttr(None)
+
+    @property
+    def source_path(self) -> Path | None:
+        return self._source
 
     @classmethod
     def settings_customise_sources(
@@ -151,6 +205,9 @@ class GatewayConfig(BaseSettings):
             for n in k.models or ():
                 if n not in seen:
                     raise ValueError(f"key {k.name!r} allows unknown model {n!r}")
+        for name in self.limits.shedding.models:
+            if name not in seen:
+                raise ValueError(f"limits.shedding.models names unknown model {name!r}")
         return self
 
 
@@ -169,4 +226,7 @@ def load_config(path: str | Path | None) -> GatewayConfig:
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: the top level must be a mapping")
         data = raw
-    return GatewayConfig(**data)
+    cfg = GatewayConfig(**data)
+    if path is not None:
+        cfg._source = Path(path).resolve()
+    return cfg

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +26,8 @@ from gateway.usage import StreamUsageScanner, usage_from_body
 
 log = logging.getLogger("llmops.gateway.proxy")
 
+_JSON_HEAD = re.compile(rb"\s*[\[{]")
+_JSON_TAIL = re.compile(rb"[\]}]\s*\Z")
 _RETRYABLE_STATUS = frozenset({502, 503})
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _PATHS = {
@@ -156,10 +159,19 @@ class Proxy:
                 st.metrics.retry(model)
                 continue
             if resp.status >= 500:
-                st.replica_failed(replica, f"status_{resp.status}")
+                # A 500 is the engine failing one request (it did answer); only statuses that
+                # say the replica itself is unavailable count towards ejecting it.
+                st.replica_failed(replica, f"status_{resp.status}", eject=resp.status != 500)
             else:
                 replica.record_success()
-            return await self._respond(ctx, resp, replica, first_byte_by)
+            try:
+                return await self._respond(ctx, resp, replica, first_byte_by)
+            except _UpstreamBroken as e:
+                # Nothing was sent to the client yet: another replica may answer properly.
+                if attempt == 0 and len(pool.replicas) > 1:
+                    st.metrics.retry(model)
+                    continue
+                raise GatewayError(e.status, e.message, code=e.code) from e
         raise GatewayError(
             503,
             f"Every replica of model '{model}' failed. Try again shortly.",
@@ -188,12 +200,22 @@ class Proxy:
         except (aiohttp.ClientError, TimeoutError) as e:
             resp.close()
             self.state.replica_failed(replica, "read")
-            raise GatewayError(
+            raise _UpstreamBroken(
                 502, f"The upstream for model '{ctx.model}' failed mid-response.",
                 code="upstream_error",
             ) from e  # fmt: skip
         finally:
             self._release(replica)
+        if (
+            resp.status == 200
+            and ctype.startswith("application/json")
+            and not _looks_like_json(payload)
+        ):
+            self.state.replica_failed(replica, "garbage")
+            raise _UpstreamBroken(
+                502, f"The upstream for model '{ctx.model}' returned a malformed response.",
+                code="upstream_error",
+            )  # fmt: skip
         if resp.status == 200:
             ctx.usage = usage_from_body(payload)
             citations = ctx.extensions.get("citations")
@@ -299,6 +321,15 @@ class Proxy:
     def _release(self, replica: Replica) -> None:
         replica.in_flight -= 1
         self.state.metrics.set_in_flight(replica.model, replica.url, replica.in_flight)
+
+
+class _UpstreamBroken(GatewayError):
+    """The upstream answered unusably before anything reached the client (retryable)."""
+
+
+def _looks_like_json(payload: bytes) -> bool:
+    """A cheap shape check (object braces at both ends), not a full parse."""
+    return bool(_JSON_HEAD.match(payload)) and bool(_JSON_TAIL.search(payload[-64:]))
 
 
 def _with_field(payload: bytes, key: str, value: object) -> bytes:

