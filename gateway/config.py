@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.engine.spec import EngineSpec
 from gateway.limits.config import LimitsConfig, LimitSpec
 from gateway.observability.config import ObservabilityConfig
+from retrieval import EmbedderConfig, RetrievalConfig
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -51,12 +52,22 @@ class ModelConfig(_Strict):
     kind: Literal["chat", "embedding"] = "chat"
     upstreams: list[UpstreamConfig] = Field(default_factory=list)
     engine: EngineSpec | None = None
+    embedder: EmbedderConfig | None = Field(
+        None, description="kind: embedding only: served in-process (sentence-transformers)."
+    )
     owned_by: str = "llmops"
 
     @model_validator(mode="after")
     def _needs_a_backend(self) -> ModelConfig:
-        if not self.upstreams and self.engine is None:
-            raise ValueError(f"model {self.name!r} needs 'upstreams' or an 'engine' to start")
+        if not self.upstreams and self.engine is None and self.embedder is None:
+            raise ValueError(
+                f"model {self.name!r} needs 'upstreams', an 'engine' to start, or an 'embedder'"
+            )
+        if self.embedder is not None and (self.kind != "embedding" or self.upstreams):
+            raise ValueError(
+                f"model {self.name!r}: 'embedder' serves a kind: embedding model in-process, "
+                "without upstreams"
+            )
         return self
 
     @property
@@ -169,8 +180,8 @@ class GatewayConfig(BaseSettings):
     health: HealthConfig = Field(default_factory=HealthConfig)
     models: list[ModelConfig] = Field(default_factory=list)
     prompts: PromptsConfig | None = None
-    retrieval: dict[str, Any] | None = Field(
-        None, description="Retrieval settings (see docs/retrieval.md)."
+    retrieval: RetrievalConfig | None = Field(
+        None, description="Qdrant store and embedder for RAG prompts and vector store search."
     )
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.app import Plugin
 from gateway.config import GatewayConfig
 
@@ -9,9 +11,13 @@ from gateway.config import GatewayConfig
 def default_plugins(config: GatewayConfig) -> list[Plugin]:
     from gateway.admin import admin_plugin
     from gateway.limits import edge_plugin, limits_plugin
+    from gateway.retrieval_plugin import local_embeddings_plugin, retrieval_plugin
 
-    plugins: list[Plugin] = [edge_plugin]  # first; a no-op unless server.cors.allow_origins
-    retrieve = None
+    plugins: list[Plugin] = [edge_plugin, local_embeddings_plugin]  # edge: no-op without CORS
+    retrieve: Any = None
+    if config.retrieval is not None:
+        plugin, retrieve = retrieval_plugin(config)
+        plugins.append(plugin)
     if config.prompts is not None and config.prompts.enabled:
         from gateway.prompt_resolution import prompt_plugin, reloader_from_config
 

@@ -10,7 +10,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -28,6 +29,7 @@ log = logging.getLogger("llmops.gateway.proxy")
 
 _JSON_HEAD = re.compile(rb"\s*[\[{]")
 _JSON_TAIL = re.compile(rb"[\]}]\s*\Z")
+LocalHandler = Callable[[dict[str, Any]], Awaitable[Response]]
 _RETRYABLE_STATUS = frozenset({502, 503})
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _PATHS = {
@@ -43,6 +45,8 @@ class Proxy:
         self.resolvers: list[Resolver] = []
         self.admissions: list[Admission] = []
         self.observers: list[Observer] = []
+        # Models served in-process (local embedding models): canonical name -> handler.
+        self.local: dict[str, LocalHandler] = {}
 
     async def handle(self, request: Request, route: str) -> Response:
         st = self.state
@@ -80,6 +84,9 @@ class Proxy:
             ctx.body = body
             for admit in self.admissions:
                 await admit(ctx)
+            local = self.local.get(pool.name)
+            if local is not None:
+                return await self._serve_local(ctx, local, data)
             return await self._forward(ctx)
         except GatewayError as e:
             ctx.status = e.status
@@ -299,6 +306,21 @@ class Proxy:
             ctx.usage = scanner.usage
             ctx.output_chunks = chunks
             self._finish(ctx)
+
+    async def _serve_local(
+        self, ctx: RequestContext, handler: LocalHandler, data: dict[str, Any]
+    ) -> Response:
+        try:
+            resp = await handler(data)
+        except ValueError as e:
+            raise GatewayError(400, str(e), param="input") from e
+        ctx.status = resp.status_code
+        if resp.status_code == 200:
+            ctx.usage = usage_from_body(bytes(resp.body))
+        resp.headers["x-request-id"] = ctx.request_id
+        resp.headers.update(ctx.response_headers)
+        self._finish(ctx)
+        return resp
 
     def _finish(self, ctx: RequestContext) -> None:
         st = self.state

@@ -60,7 +60,10 @@ class ModelPool:
     upstream_name: str
     kind: str
     replicas: list[Replica]
+    local: bool = False  # served in-process (a local embedding model), no replicas
 
     def any_available(self, now: float | None = None) -> bool:
+        if self.local:
+            return True
         now = time.monotonic() if now is None else now
         return any(r.available(now) for r in self.replicas)

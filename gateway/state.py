@@ -39,7 +39,9 @@ class GatewayState:
                 Replica(model=m.name, url=u.url, weight=u.weight, api_key=u.api_key)
                 for u in m.upstreams
             ]
-            pools[m.name] = ModelPool(m.name, m.upstream_name, m.kind, replicas)
+            pools[m.name] = ModelPool(
+                m.name, m.upstream_name, m.kind, replicas, local=m.embedder is not None
+            )
             for n in (m.name, *m.aliases):
                 canonical[n] = m.name
         metrics = GatewayMetrics()
@@ -113,7 +115,9 @@ class GatewayState:
                 for url in by_url.keys() - {u.url for u in m.upstreams}:
                     changes["removed"].append(f"{m.name} {url}")
                 if old is None:
-                    pools[m.name] = ModelPool(m.name, m.upstream_name, m.kind, replicas)
+                    pools[m.name] = ModelPool(
+                        m.name, m.upstream_name, m.kind, replicas, local=m.embedder is not None
+                    )
                 else:
                     old.upstream_name, old.kind, old.replicas = m.upstream_name, m.kind, replicas
                     pools[m.name] = old

@@ -1,0 +1,64 @@
+"""Retrieval: ingest documents into Qdrant (embedded Qdrant Edge or a server/cluster), hybrid
+dense + BM25 search, and the `Retriever` the gateway uses. Imports nothing else of ours."""
+
+from ._config import (
+    ChunkingConfig,
+    EmbedderConfig,
+    RerankerConfig,
+    RetrievalConfig,
+    SearchConfig,
+    SearchMode,
+    SparseConfig,
+    StoreConfig,
+    default_home,
+    validate_collection_name,
+)
+from ._embedders import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder, make_embedder
+from ._errors import (
+    CollectionNotFoundError,
+    InvalidFilterError,
+    LoaderError,
+    ModelMismatchError,
+    RetrievalError,
+    StoreBusyError,
+)
+from ._filters import ComparisonFilter, CompoundFilter, Filter, parse_filters
+from ._ingest import IngestProgress, IngestReport
+from ._search import CrossEncoderReranker, Hit, Reranker, Retriever
+from ._store import CollectionMeta, Store, open_store
+
+__all__ = [
+    "ChunkingConfig",
+    "CollectionMeta",
+    "CollectionNotFoundError",
+    "ComparisonFilter",
+    "CompoundFilter",
+    "CrossEncoderReranker",
+    "Embedder",
+    "EmbedderConfig",
+    "Filter",
+    "Hit",
+    "IngestProgress",
+    "IngestReport",
+    "InvalidFilterError",
+    "LoaderError",
+    "ModelMismatchError",
+    "OpenAIEmbedder",
+    "Reranker",
+    "RerankerConfig",
+    "RetrievalConfig",
+    "RetrievalError",
+    "Retriever",
+    "SearchConfig",
+    "SearchMode",
+    "SentenceTransformerEmbedder",
+    "SparseConfig",
+    "Store",
+    "StoreBusyError",
+    "StoreConfig",
+    "default_home",
+    "make_embedder",
+    "open_store",
+    "parse_filters",
+    "validate_collection_name",
+]

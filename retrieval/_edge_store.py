@@ -1,0 +1,212 @@
+"""Embedded backend on Qdrant Edge (`qdrant_edge`): Qdrant's Rust engine in-process, nothing to
+run. One shard folder per collection under the data directory, with a `meta.json` beside it.
+The engine locks its files: one process per folder, so the CLI and a running gateway cannot
+write the same collection at once (a clear `StoreBusyError` says so)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from ._config import validate_collection_name
+from ._errors import CollectionNotFoundError, RetrievalError, StoreBusyError
+from ._filters import ComparisonFilter, Filter
+from ._store import DENSE, INDEXED_FIELDS, SPARSE, CollectionMeta, PointData, QueryPlan, StoredHit
+
+_BIG = 10**9
+
+
+def _condition(f: ComparisonFilter) -> tuple[str, Any]:
+    """('must' | 'must_not', condition) for one comparison."""
+    v = f.value
+    if f.type in ("eq", "ne"):
+        cond = qe.FieldCondition(f.key, match=qe.MatchValue(v))  # type: ignore[arg-type]
+        return ("must" if f.type == "eq" else "must_not", cond)
+    if f.type in ("in", "nin"):
+        cond = qe.FieldCondition(f.key, match=qe.MatchAny(v))  # type: ignore[arg-type]
+        return ("must" if f.type == "in" else "must_not", cond)
+    rng = qe.RangeFloat(**{f.type: float(v)})  # type: ignore[arg-type]
+    return ("must", qe.FieldCondition(f.key, range=rng))
+
+
+def to_edge_filter(f: Filter | None) -> qe.Filter | None:
+    if f is None:
+        return None
+    if isinstance(f, ComparisonFilter):
+        kind, cond = _condition(f)
+        return qe.Filter(must=[cond]) if kind == "must" else qe.Filter(must_not=[cond])
+    subs = [to_edge_filter(s) for s in f.filters]
+    if f.type == "and":
+        return qe.Filter(must=subs)  # type: ignore[arg-type]
+    return qe.Filter(should=subs)  # type: ignore[arg-type]
+
+
+def _sparse(s: Any) -> qe.SparseVector:
+    return qe.SparseVector(s.indices, s.values)
+
+
+class EdgeStore:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._lock = threading.Lock()
+
+    def _dir(self, name: str) -> Path:
+        return self._root / validate_collection_name(name)
+
+    def _shard(self, name: str) -> qe.EdgeShard:
+        shard = self._shards.get(name)
+        if shard is not None:
+            return shard
+        with self._lock:
+            shard = self._shards.get(name)
+            if shard is None:
+                if self.collection_meta(name) is None:
+                    raise CollectionNotFoundError(f"collection {name!r} does not exist")
+                shard = self._open(name, None)
+            return shard
+
+    def _open(self, name: str, config: qe.EdgeConfig | None) -> qe.EdgeShard:
+        path = str(self._dir(name) / "shard")
+        try:
+            shard = qe.EdgeShard.create(path, config) if config else qe.EdgeShard.load(path)
+        except Exception as exc:
+            if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+                raise StoreBusyError(
+                    f"collection {name!r} at {path} is open in another process "
+                    "(a running gateway or ingest); stop it or use a Qdrant server backend"
+                ) from exc
+            raise RetrievalError(f"cannot open collection {name!r}: {exc}") from exc
+        self._shards[name] = shard
+        return shard
+
+    def collection_meta(self, name: str) -> CollectionMeta | None:
+        p = self._dir(name) / "meta.json"
+        if not p.exists():
+            return None
+        return CollectionMeta.model_validate_json(p.read_text())
+
+    def _write_meta(self, name: str, meta: CollectionMeta) -> None:
+        d = self._dir(name)
+        tmp = d / "meta.json.tmp"
+        tmp.write_text(json.dumps(meta.model_dump(mode="json"), indent=2))
+        os.replace(tmp, d / "meta.json")
+
+    def create_collection(self, name: str, meta: CollectionMeta) -> None:
+        d = self._dir(name)
+        with self._lock:
+            if (d / "meta.json").exists():
+                raise RetrievalError(f"collection {name!r} already exists")
+            if d.exists():  # half-created earlier: no meta means no usable data
+                shutil.rmtree(d)
+            d.mkdir(parents=True)
+            cfg = qe.EdgeConfig(
+                vectors={DENSE: qe.EdgeVectorParams(size=meta.dim, distance=qe.Distance.Cosine)},
+                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            )
+            shard = self._open(name, cfg)
+            for field in INDEXED_FIELDS:
+                shard.update(
+                    qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword)
+                )
+            shard.flush()
+            self._write_meta(name, meta)
+
+    def update_meta(self, name: str, meta: CollectionMeta) -> None:
+        if self.collection_meta(name) is None:
+            raise CollectionNotFoundError(f"collection {name!r} does not exist")
+        self._write_meta(name, meta)
+
+    def list_collections(self) -> list[str]:
+        if not self._root.is_dir():
+            return []
+        return sorted(p.parent.name for p in self._root.glob("*/meta.json"))
+
+    def drop_collection(self, name: str) -> None:
+        with self._lock:
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                shard.close()
+            shutil.rmtree(self._dir(name), ignore_errors=True)
+
+    def upsert(self, name: str, points: Sequence[PointData]) -> None:
+        if not points:
+            return
+        pts = [
+            qe.Point(p.id, {DENSE: p.dense, SPARSE: _sparse(p.sparse)}, p.payload) for p in points
+        ]
+        self._shard(name).update(qe.UpdateOperation.upsert_points(pts))
+
+    def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        recs = self._shard(name).retrieve(list(ids), with_payload=False, with_vector=False)
+        return {str(r.id) for r in recs}
+
+    def set_payload(self, name: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        if ids:
+            self._shard(name).update(qe.UpdateOperation.set_payload(list(ids), payload))
+
+    def count(self, name: str, flt: Filter | None = None) -> int:
+        return self._shard(name).count(qe.CountRequest(exact=True, filter=to_edge_filter(flt)))
+
+    def delete(self, name: str, flt: Filter) -> None:
+        ef = to_edge_filter(flt)
+        assert ef is not None
+        self._shard(name).update(qe.UpdateOperation.delete_points_by_filter(ef))
+
+    def sources(self, name: str) -> dict[str, int]:
+        resp = self._shard(name).facet(qe.FacetRequest("source", limit=_BIG, exact=True))
+        return {str(h.value): h.count for h in resp.hits if h.count > 0}
+
+    def query(self, name: str, plan: QueryPlan) -> list[StoredHit]:
+        shard = self._shard(name)
+        flt = to_edge_filter(plan.filter)
+        dense = qe.Query.Nearest(plan.dense, using=DENSE) if plan.dense is not None else None
+        sparse = (
+            qe.Query.Nearest(_sparse(plan.sparse), using=SPARSE)
+            if plan.sparse is not None and plan.sparse.indices
+            else None
+        )
+        if plan.mode in ("rrf", "dbsf") and dense is not None and sparse is not None:
+            fusion: Any = (
+                qe.Fusion.Rrf(k=plan.rrf_k, weights=list(plan.weights) if plan.weights else None)
+                if plan.mode == "rrf"
+                else qe.Fusion.Dbsf()
+            )
+            req = qe.QueryRequest(
+                limit=plan.limit,
+                prefetches=[
+                    qe.Prefetch(limit=plan.prefetch_limit, query=dense, filter=flt),
+                    qe.Prefetch(limit=plan.prefetch_limit, query=sparse, filter=flt),
+                ],
+                query=fusion,
+                filter=flt,
+                with_payload=True,
+            )
+        else:
+            single = sparse if plan.mode == "sparse" else (dense or sparse)
+            if single is None:
+                return []
+            req = qe.QueryRequest(limit=plan.limit, query=single, filter=flt, with_payload=True)
+        return [
+            StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in shard.query(req)
+        ]
+
+    def optimize(self, name: str) -> None:
+        shard = self._shard(name)
+        shard.flush()
+        shard.optimize()
+
+    def close(self) -> None:
+        with self._lock:
+            for shard in self._shards.values():
+                shard.close()
+            self._shards.clear()

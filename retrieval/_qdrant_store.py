@@ -1,0 +1,199 @@
+"""Server backend through `qdrant-client`: a Qdrant server or cluster (URL, API key, shards,
+replication), or qdrant-client's local mode (`path` / ':memory:'), which speaks the same API
+and is how the tests exercise this code without a server binary."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+
+from ._config import StoreConfig, validate_collection_name
+from ._errors import CollectionNotFoundError, RetrievalError
+from ._filters import ComparisonFilter, Filter
+from ._store import DENSE, INDEXED_FIELDS, SPARSE, CollectionMeta, PointData, QueryPlan, StoredHit
+
+_META_KEY = "llmops"
+_BIG = 10**9
+
+
+def _condition(f: ComparisonFilter) -> tuple[str, models.FieldCondition]:
+    v: Any = f.value
+    if f.type in ("eq", "ne"):
+        cond = models.FieldCondition(key=f.key, match=models.MatchValue(value=v))
+        return ("must" if f.type == "eq" else "must_not", cond)
+    if f.type in ("in", "nin"):
+        cond = models.FieldCondition(key=f.key, match=models.MatchAny(any=v))
+        return ("must" if f.type == "in" else "must_not", cond)
+    rng = models.Range(**{f.type: float(v)})
+    return ("must", models.FieldCondition(key=f.key, range=rng))
+
+
+def to_qdrant_filter(f: Filter | None) -> models.Filter | None:
+    if f is None:
+        return None
+    if isinstance(f, ComparisonFilter):
+        kind, cond = _condition(f)
+        return models.Filter(must=[cond]) if kind == "must" else models.Filter(must_not=[cond])
+    subs: list[Any] = [to_qdrant_filter(s) for s in f.filters]
+    return models.Filter(must=subs) if f.type == "and" else models.Filter(should=subs)
+
+
+def _sparse(s: Any) -> models.SparseVector:
+    return models.SparseVector(indices=list(s.indices), values=list(s.values))
+
+
+class QdrantServerStore:
+    def __init__(self, config: StoreConfig) -> None:
+        self._config = config
+        key = config.api_key.get_secret_value() if config.api_key else None
+        if key is None and config.api_key_env:
+            key = os.environ.get(config.api_key_env)
+        if config.url:
+            self._client = QdrantClient(
+                url=config.url,
+                api_key=key,
+                timeout=config.timeout_s,
+                prefer_grpc=config.prefer_grpc,
+            )
+        elif config.path and config.path != ":memory:":
+            self._client = QdrantClient(path=config.path)
+        else:
+            self._client = QdrantClient(location=":memory:")
+
+    def collection_meta(self, name: str) -> CollectionMeta | None:
+        validate_collection_name(name)
+        if not self._client.collection_exists(name):
+            return None
+        meta = self._client.get_collection(name).config.metadata or {}
+        if _META_KEY not in meta:
+            raise RetrievalError(
+                f"collection {name!r} was not created by llmops (no embedding model recorded)"
+            )
+        return CollectionMeta.model_validate(meta[_META_KEY])
+
+    def _require(self, name: str) -> None:
+        if self.collection_meta(name) is None:
+            raise CollectionNotFoundError(f"collection {name!r} does not exist")
+
+    def create_collection(self, name: str, meta: CollectionMeta) -> None:
+        validate_collection_name(name)
+        if self._client.collection_exists(name):
+            raise RetrievalError(f"collection {name!r} already exists")
+        self._client.create_collection(
+            name,
+            vectors_config={
+                DENSE: models.VectorParams(size=meta.dim, distance=models.Distance.COSINE)
+            },
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            shard_number=self._config.shard_number,
+            replication_factor=self._config.replication_factor,
+            metadata={_META_KEY: meta.model_dump(mode="json")},
+        )
+        with warnings.catch_warnings():  # local mode warns that it ignores payload indexes
+            warnings.simplefilter("ignore", UserWarning)
+            for field in INDEXED_FIELDS:
+                self._client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+
+    def update_meta(self, name: str, meta: CollectionMeta) -> None:
+        self._require(name)
+        self._client.update_collection(name, metadata={_META_KEY: meta.model_dump(mode="json")})
+
+    def list_collections(self) -> list[str]:
+        return sorted(c.name for c in self._client.get_collections().collections)
+
+    def drop_collection(self, name: str) -> None:
+        self._client.delete_collection(validate_collection_name(name))
+
+    def upsert(self, name: str, points: Sequence[PointData]) -> None:
+        if not points:
+            return
+        structs = [
+            models.PointStruct(
+                id=p.id, vector={DENSE: p.dense, SPARSE: _sparse(p.sparse)}, payload=p.payload
+            )
+            for p in points
+        ]
+        self._client.upsert(name, structs, wait=True)
+
+    def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        recs = self._client.retrieve(name, list(ids), with_payload=False, with_vectors=False)
+        return {str(r.id) for r in recs}
+
+    def set_payload(self, name: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        if ids:
+            self._client.set_payload(name, payload, points=list(ids), wait=True)
+
+    def count(self, name: str, flt: Filter | None = None) -> int:
+        return self._client.count(name, count_filter=to_qdrant_filter(flt), exact=True).count
+
+    def delete(self, name: str, flt: Filter) -> None:
+        qf = to_qdrant_filter(flt)
+        assert qf is not None
+        self._client.delete(name, points_selector=models.FilterSelector(filter=qf), wait=True)
+
+    def sources(self, name: str) -> dict[str, int]:
+        resp = self._client.facet(name, key="source", limit=_BIG, exact=True)
+        return {str(h.value): h.count for h in resp.hits}
+
+    def query(self, name: str, plan: QueryPlan) -> list[StoredHit]:
+        flt = to_qdrant_filter(plan.filter)
+        has_sparse = plan.sparse is not None and bool(plan.sparse.indices)
+        if plan.mode in ("rrf", "dbsf") and plan.dense is not None and has_sparse:
+            assert plan.sparse is not None
+            fusion: Any = (
+                models.RrfQuery(
+                    rrf=models.Rrf(
+                        k=plan.rrf_k, weights=list(plan.weights) if plan.weights else None
+                    )
+                )
+                if plan.mode == "rrf"
+                else models.FusionQuery(fusion=models.Fusion.DBSF)
+            )
+            res = self._client.query_points(
+                name,
+                prefetch=[
+                    models.Prefetch(
+                        query=plan.dense, using=DENSE, limit=plan.prefetch_limit, filter=flt
+                    ),
+                    models.Prefetch(
+                        query=_sparse(plan.sparse),
+                        using=SPARSE,
+                        limit=plan.prefetch_limit,
+                        filter=flt,
+                    ),
+                ],
+                query=fusion,
+                query_filter=flt,
+                limit=plan.limit,
+                with_payload=True,
+            )
+        else:
+            if plan.mode == "sparse" or plan.dense is None:
+                if not has_sparse:
+                    return []
+                assert plan.sparse is not None
+                query: Any = _sparse(plan.sparse)
+                using = SPARSE
+            else:
+                query, using = plan.dense, DENSE
+            res = self._client.query_points(
+                name,
+                query=query,
+                using=using,
+                query_filter=flt,
+                limit=plan.limit,
+                with_payload=True,
+            )
+        return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
+
+    def optimize(self, name: str) -> None:
+        """The server indexes in the background."""
+
+    def close(self) -> None:
+        self._client.close()

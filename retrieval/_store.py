@@ -1,0 +1,110 @@
+"""The store interface both backends implement, and the data that crosses it. The ingest
+pipeline and the retriever only talk to this, so the embedded engine and a Qdrant cluster
+behave the same (one shared test suite runs against both)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from ._config import SearchMode, SparseConfig, StoreConfig
+from ._filters import Filter
+from ._sparse import Sparse
+
+DENSE = "dense"
+SPARSE = "bm25"
+INDEXED_FIELDS = ("source", "fingerprint", "tags", "doc_type")
+SCHEMA_VERSION = 1
+
+
+class CollectionMeta(BaseModel):
+    """Recorded with each collection: the model that built it and how to search it."""
+
+    model_config = ConfigDict(extra="ignore")
+    schema_version: int = SCHEMA_VERSION
+    model: str
+    dim: int
+    sparse: SparseConfig = SparseConfig()
+    mode: SearchMode = "rrf"
+    rrf_k: int = 2
+    weights: tuple[float, float] | None = None
+
+
+@dataclass(slots=True)
+class PointData:
+    id: str
+    dense: list[float]
+    sparse: Sparse
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class StoredHit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class QueryPlan:
+    mode: SearchMode
+    limit: int
+    dense: list[float] | None = None
+    sparse: Sparse | None = None
+    filter: Filter | None = None
+    prefetch_limit: int = 50
+    rrf_k: int = 2
+    weights: tuple[float, float] | None = None
+
+
+class Store(Protocol):
+    """Synchronous; callers on an event loop run it in a thread executor."""
+
+    def collection_meta(self, name: str) -> CollectionMeta | None: ...
+
+    def create_collection(self, name: str, meta: CollectionMeta) -> None: ...
+
+    def update_meta(self, name: str, meta: CollectionMeta) -> None: ...
+
+    def list_collections(self) -> list[str]: ...
+
+    def drop_collection(self, name: str) -> None: ...
+
+    def upsert(self, name: str, points: Sequence[PointData]) -> None: ...
+
+    def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]: ...
+
+    def set_payload(self, name: str, ids: Sequence[str], payload: dict[str, Any]) -> None: ...
+
+    def count(self, name: str, flt: Filter | None = None) -> int: ...
+
+    def delete(self, name: str, flt: Filter) -> None: ...
+
+    def sources(self, name: str) -> dict[str, int]:
+        """Chunk count per `source` payload value."""
+        ...
+
+    def query(self, name: str, plan: QueryPlan) -> list[StoredHit]: ...
+
+    def optimize(self, name: str) -> None:
+        """Build indexes after bulk writes (HNSW on the embedded engine; no-op on a server)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_store(config: StoreConfig, home: Any) -> Store:
+    """Build the backend a config names. `home` is the data directory (`$LLMOPS_HOME`)."""
+    from pathlib import Path
+
+    if config.backend == "qdrant":
+        from ._qdrant_store import QdrantServerStore
+
+        return QdrantServerStore(config)
+    from ._edge_store import EdgeStore
+
+    root = Path(config.path).expanduser() if config.path else Path(home) / "qdrant"
+    return EdgeStore(root)
