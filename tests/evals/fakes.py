@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.openai_upstream import free_port
+from tests.fakes.threaded_app import ThreadedApp
 
 GOOD_INSTRUCTION = "Reply with the name of the capital city only."
 CAPITALS = {
@@ -50,7 +51,7 @@ def _is_judge(body: dict[str, Any]) -> bool:
 
 
 @dataclass
-class TableUpstream:
+class TableUpstream(ThreadedApp):
     judge_reply: str = "this is not JSON at all"
     delay_s: float = 0.0
     # countries answered with HTTP 400, as vLLM answers a prompt longer than the context (a 5xx
@@ -62,10 +63,6 @@ class TableUpstream:
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
     _thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def generation_requests(self) -> list[dict[str, Any]]:
         return [b for b in self.requests if not _is_judge(b)]
@@ -127,33 +124,8 @@ class TableUpstream:
             }
         )
 
-    def start(self) -> TableUpstream:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_get("/health", self._health)
-            app.router.add_post("/v1/chat/completions", self._chat)
-            self._runner = web.AppRunner(app, handle_signals=False)
-            loop.run_until_complete(self._runner.setup())
-            loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="table-upstream")
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(5)
-        self._loop = None
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        return app

@@ -17,19 +17,18 @@ from evals import MetricSpec, Suite, gate_compare
 from evals._langfuse import dataset_name, push_if_configured
 from tests.evals.test_stats import _run
 from tests.fakes.openai_upstream import free_port
+from tests.fakes.threaded_app import ThreadedApp
 
 NOW = "2026-01-01T00:00:00.000Z"
 
 
-class FakeLangfuse:
+class FakeLangfuse(ThreadedApp):
     def __init__(self) -> None:
         self.port = free_port()
         self.calls: list[tuple[str, str, bytes]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -69,27 +68,10 @@ class FakeLangfuse:
             return web.json_response({"data": [{"id": "p1", "name": "p", "metadata": {}}]})
         return web.json_response({"successes": [], "errors": []}, status=200)
 
-    def start(self) -> FakeLangfuse:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application(client_max_size=64 * 1024 * 1024)
-            app.router.add_route("*", "/{tail:.*}", self.handle)
-            runner = web.AppRunner(app, handle_signals=False)
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-            ready.set()
-            loop.run_forever()
-
-        threading.Thread(target=run, daemon=True).start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
 
 
 @pytest.fixture()

@@ -7,7 +7,6 @@ Real-engine tests live in tests/engine/.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import threading
 import time
@@ -17,6 +16,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.threaded_app import ThreadedApp
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -25,7 +26,7 @@ def free_port() -> int:
 
 
 @dataclass
-class FakeUpstream:
+class FakeUpstream(ThreadedApp):
     """``mode``: ok | error500 | error503 | hang | truncate | garbage | slow_stream."""
 
     name: str = "fake"
@@ -40,10 +41,6 @@ class FakeUpstream:
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
     _thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     # --- handlers -------------------------------------------------------------------------
     async def _health(self, request: web.Request) -> web.Response:
@@ -173,37 +170,10 @@ class FakeUpstream:
         return resp
 
     # --- lifecycle ------------------------------------------------------------------------
-    def start(self) -> FakeUpstream:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_get("/health", self._health)
-            app.router.add_post("/v1/chat/completions", self._chat)
-            app.router.add_post("/v1/completions", self._completions)
-            app.router.add_post("/v1/embeddings", self._embeddings)
-            self._runner = web.AppRunner(app, handle_signals=False)
-            loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-            loop.run_until_complete(site.start())
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name=f"fake-{self.name}")
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        if self._runner is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(5)
-        self._loop = None
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        return app

@@ -7,21 +7,23 @@ answers (a Langfuse that is down in the worst way: the exporter waits for its ti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.fakes.openai_upstream import free_port
+from tests.fakes.threaded_app import ThreadedApp
 
 
 @dataclass
-class Receiver:
+class Receiver(ThreadedApp):
+    shutdown_timeout: ClassVar[float] = 0.5
+
     mode: str = "ok"
     port: int = field(default_factory=free_port)
     spans: list[dict[str, Any]] = field(default_factory=list)
@@ -33,10 +35,6 @@ class Receiver:
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
     _thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     async def _traces(self, request: web.Request) -> web.Response:
         self.received_posts += 1
@@ -91,37 +89,11 @@ class Receiver:
     async def _any(self, request: web.Request) -> web.Response:
         return web.json_response({}, status=200)
 
-    def start(self) -> Receiver:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application(client_max_size=64 * 1024 * 1024)
-            app.router.add_post("/api/public/otel/v1/traces", self._traces)
-            app.router.add_post("/api/public/scores", self._scores)
-            for method, path, fn in self.routes:
-                app.router.add_route(method, path, fn)
-            app.router.add_route("*", "/{tail:.*}", self._any)
-            self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-            loop.run_until_complete(self._runner.setup())
-            loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="otlp-receiver")
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        if self._runner is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(5)
-        self._loop = None
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/api/public/otel/v1/traces", self._traces)
+        app.router.add_post("/api/public/scores", self._scores)
+        for method, path, fn in self.routes:
+            app.router.add_route(method, path, fn)
+        app.router.add_route("*", "/{tail:.*}", self._any)
+        return app

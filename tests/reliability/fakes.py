@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,29 +80,14 @@ class SlowUpstream(FakeUpstream):
         )
         return web.Response(text=text, content_type="text/plain")
 
-    def start(self) -> SlowUpstream:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application(client_max_size=8 << 20)
-            app.router.add_get("/health", self._health)
-            app.router.add_get("/metrics", self._metrics)
-            app.router.add_post("/v1/chat/completions", self._chat)
-            app.router.add_post("/v1/completions", self._completions)
-            app.router.add_post("/v1/embeddings", self._embeddings)
-            self._runner = web.AppRunner(app, handle_signals=False)
-            loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-            loop.run_until_complete(site.start())
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name=f"slow-{self.name}")
-        self._thread.start()
-        ready.wait(10)
-        return self
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=8 << 20)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        return app
 
 
 def wait_port(port: int, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None) -> None:
