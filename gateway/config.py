@@ -167,7 +167,7 @@ class PromptsConfig(_Strict):
     repo: str = "."
     dir: str = "prompts"
     ref: str | None = Field("HEAD", description="git ref served; null = read the working tree")
-    reload_interval_s: float = Field(5.0, ge=0)
+    reload_interval_s: float = Field(5.0, ge=0, description="0 = load once, never poll")
 
 
 class GatewayConfig(BaseSettings):

@@ -232,9 +232,13 @@ class RegistryReloader:
             return await asyncio.to_thread(self.load)
 
     async def start(self) -> None:
-        """Load now (if not loaded) and poll every ``interval`` seconds until :meth:`stop`."""
+        """Load now (if not loaded) and poll every ``interval`` seconds until :meth:`stop`.
+
+        An interval of 0 (or less) loads once and never polls: a zero sleep would spin."""
         if self._registry is None:
             await self.check()
+        if self.interval <= 0:
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._loop(), name="prompts-reloader")
 

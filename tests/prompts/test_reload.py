@@ -202,3 +202,27 @@ async def test_reloader_from_gateway_config(repo: Repo) -> None:
     cfg.ref = None
     dir_rl = reloader_from_config(cfg)
     assert await dir_rl.check() and content(dir_rl.registry) == "draft W"
+
+
+async def test_zero_interval_loads_once_and_never_polls(tmp_path: Path) -> None:
+    d = tmp_path / "p"
+    d.mkdir()
+    f = d / "greet.yaml"
+    f.write_text(
+        "name: greet\nvariables: {who: {}}\nmessages: [{role: user, content: 'a {{ who }}'}]\n"
+    )
+    rl = RegistryReloader.for_directory(d, interval=0)
+    await rl.start()
+    try:
+        assert content(rl.registry) == "a W"
+        generation = rl.status().generation
+        f.write_text(
+            "name: greet\nvariables: {who: {}}\nmessages: [{role: user, content: 'b {{ who }}'}]\n"
+        )
+        os.utime(f, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+        await asyncio.sleep(0.3)
+        # No poller task at all (a zero-sleep poll would spin a core), so nothing reloads.
+        assert rl._task is None
+        assert rl.status().generation == generation
+    finally:
+        await rl.stop()
