@@ -15,8 +15,12 @@ log = logging.getLogger("llmops.gateway.health")
 
 
 async def check_replica(state: GatewayState, replica: Replica) -> bool:
+    """One check. A refused connection marks the replica down at once; a slow or failing
+    answer only after ``failure_threshold`` in a row, because a CPU-saturated engine answers
+    /health late while it is still streaming tokens fine."""
     cfg = state.config.health
     headers = {"authorization": f"Bearer {replica.api_key}"} if replica.api_key else None
+    refused = False
     try:
         async with state.session.get(
             replica.url + "/health",
@@ -25,14 +29,20 @@ async def check_replica(state: GatewayState, replica: Replica) -> bool:
         ) as resp:
             await resp.read()
             ok = resp.status == 200
+    except aiohttp.ClientConnectorError:
+        ok, refused = False, True
     except (aiohttp.ClientError, TimeoutError):
         ok = False
-    if ok != replica.healthy:
+    replica.check_failures = 0 if ok else replica.check_failures + 1
+    healthy = ok or (
+        replica.healthy and not refused and replica.check_failures < cfg.failure_threshold
+    )
+    if healthy != replica.healthy:
         log.warning("replica %s of %s is now %s", replica.url, replica.model,
-                    "healthy" if ok else "unhealthy")  # fmt: skip
-    replica.healthy = ok
+                    "healthy" if healthy else "unhealthy")  # fmt: skip
+    replica.healthy = healthy
     state.metrics.set_healthy(replica.model, replica.url, replica.available(time.monotonic()))
-    return ok
+    return healthy
 
 
 async def check_all(state: GatewayState) -> None:

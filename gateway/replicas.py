@@ -24,6 +24,7 @@ class Replica:
     in_flight: int = 0
     healthy: bool = True
     consecutive_failures: int = 0
+    check_failures: int = 0  # failed active health checks in a row
     ejected_until: float = 0.0
     backoff_s: float = 0.0
     key: bytes = field(init=False)

@@ -61,7 +61,7 @@ def test_saturated_replicas_shed_with_503_and_queue_is_bounded() -> None:
         # A replica going unhealthy halves the capacity.
         a.peak = b.peak = 0
         a.healthy = False
-        time.sleep(0.8)
+        time.sleep(1.5)  # two failed checks (threshold 2) at 0.3 s intervals
         codes = [r.status_code for r in asyncio.run(_burst(gw.url, 10))]
         assert codes.count(200) == 5 and a.peak == 0  # 2 in flight + 3 queued
     finally:
