@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 app = typer.Typer(help="Run the OpenAI-compatible gateway.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create and hash client API keys.", no_args_is_help=True)
@@ -43,6 +46,7 @@ def serve(
     if port is not None:
         cfg.server.port = port
     gw = GatewayApp(cfg, default_plugins(cfg))
+    gw.startup.append(lambda: typer.echo(ready_banner(cfg), err=True))
     uvicorn.run(
         gw.app,
         host=cfg.server.host,
@@ -74,3 +78,24 @@ def hash_cmd(key: Annotated[str, typer.Argument(help="The key to hash.")]) -> No
 
 
 app.command("serve")(serve)
+
+
+def ready_banner(cfg: GatewayConfig) -> str:
+    """What to paste next: printed once the engines are up and the gateway is listening."""
+    host = "127.0.0.1" if cfg.server.host in ("0.0.0.0", "::") else cfg.server.host
+    base = f"http://{host}:{cfg.server.port}"
+    chat = next((m for m in cfg.models if m.kind == "chat"), None)
+    model = (chat.aliases[0] if chat.aliases else chat.name) if chat else "MODEL"
+    key = "$LLMOPS_API_KEY" if cfg.auth.enabled else "none"
+    auth = ' -H "Authorization: Bearer $LLMOPS_API_KEY"' if cfg.auth.enabled else ""
+    question = "What is the capital of France?"
+    return (
+        f"\nllmops gateway ready on {base} ({len(cfg.models)} model(s))\n\n"
+        f"  curl {base}/v1/chat/completions -H 'content-type: application/json'{auth} \\\n"
+        f'    -d \'{{"model": "{model}", "messages": '
+        f'[{{"role": "user", "content": "{question}"}}]}}\'\n\n'
+        f"  python -c 'from openai import OpenAI; "
+        f'c = OpenAI(base_url="{base}/v1", api_key="{key}"); '
+        f'print(c.chat.completions.create(model="{model}", messages=[{{"role": "user", '
+        f'"content": "{question}"}}]).choices[0].message.content)\'\n'
+    )
