@@ -166,10 +166,11 @@ class GatewayApp:
         created = int(time.time())
 
         def model_obj(name: str) -> dict[str, Any]:
-            owner = self.config.models[0].owned_by if self.config.models else "llmops"
-            for m in self.config.models:
-                if name == m.name or name in m.aliases:
-                    owner = m.owned_by
+            # The live state, not the start-up config: admin reloads change models.
+            canonical = self.state.canonical.get(name)
+            owner = next(
+                (m.owned_by for m in self.state.config.models if m.name == canonical), "llmops"
+            )
             return {"id": name, "object": "model", "created": created, "owned_by": owner}
 
         async def list_models(request: Request) -> Response:

@@ -12,7 +12,6 @@ import typer
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
 
-app = typer.Typer(help="Run the OpenAI-compatible gateway.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create and hash client API keys.", no_args_is_help=True)
 
 
@@ -75,9 +74,6 @@ def hash_cmd(key: Annotated[str, typer.Argument(help="The key to hash.")]) -> No
     from gateway.config import hash_key
 
     typer.echo(hash_key(key))
-
-
-app.command("serve")(serve)
 
 
 def ready_banner(cfg: GatewayConfig) -> str:

@@ -26,7 +26,6 @@ class GatewayState:
     strategy: RoutingStrategy = field(default_factory=LeastOutstanding)
     session: aiohttp.ClientSession = field(init=False)
     timeout: aiohttp.ClientTimeout = field(init=False)
-    readiness_detail: dict[str, object] = field(default_factory=dict)
     # Called with the new config after ``apply_config`` (limits, shedding... re-read theirs).
     reload_hooks: list[Callable[[GatewayConfig], None]] = field(default_factory=list)
 
