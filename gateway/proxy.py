@@ -124,16 +124,12 @@ class Proxy:
             if replica.api_key:
                 hdrs = {**upstream_headers, "authorization": f"Bearer {replica.api_key}"}
             self._acquire(replica)
-            first_byte_by = 0.0
+            # A stream must start within first_byte_timeout_s (headers and first chunk).
+            first_byte_by = (
+                loop.time() + st.config.server.first_byte_timeout_s if ctx.stream else 0.0
+            )
             try:
-                if ctx.stream:
-                    # A stream must start within first_byte_timeout_s (headers and first chunk).
-                    first_byte_by = loop.time() + st.config.server.first_byte_timeout_s
-                    async with asyncio.timeout_at(first_byte_by):
-                        resp = await st.session.post(
-                            replica.url + path, data=ctx.body, headers=hdrs, timeout=st.timeout
-                        )
-                else:
+                async with asyncio.timeout_at(first_byte_by or None):
                     resp = await st.session.post(
                         replica.url + path, data=ctx.body, headers=hdrs, timeout=st.timeout
                     )
