@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
+
+# Chunks carrying ``"usage": null`` (or none) are skipped without decoding.
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 
 
 def usage_from_body(body: bytes) -> dict[str, Any] | None:
@@ -36,14 +40,14 @@ class StreamUsageScanner:
         cut = data.rfind(b"\n") + 1
         # The incomplete last line waits for the next chunk (SSE lines are short).
         self._tail = data[cut:] if len(data) - cut < 1 << 20 else b""
-        if data.find(b'"usage"', 0, cut) < 0:
+        if _USAGE_OBJECT.search(data, 0, cut) is None:
             return
         for line in data[:cut].split(b"\n"):
-            if b'"usage"' in line and line.startswith(b"data:"):
+            if line.startswith(b"data:") and _USAGE_OBJECT.search(line):
                 self._parse(line[5:].strip())
 
     def finish(self) -> None:
-        if self._tail.startswith(b"data:") and b'"usage"' in self._tail:
+        if self._tail.startswith(b"data:") and _USAGE_OBJECT.search(self._tail):
             self._parse(self._tail[5:].strip())
         self._tail = b""
 
