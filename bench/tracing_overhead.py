@@ -1,161 +1,301 @@
-"""Gateway CPU per request with Langfuse tracing at sampling 1.0 vs tracing off.
+"""Gateway CPU per request with Langfuse tracing at sampling 1.0 vs tracing off (issue 7's target).
 
-Three processes: a fake upstream + Langfuse stand-in (OTLP receiver), the gateway (measured:
-user+system CPU from /proc/<pid>/stat around the load, all threads, export included), and this
-load generator (aiohttp, fixed concurrency). Usage::
+Reuses the gateway benchmark's harness (``bench/gateway_overhead.py``): nginx as a fixed-body
+upstream (plain JSON and SSE), wrk posting chat bodies with a bearer key, real ``llmops serve``
+processes. A second nginx stands in for Langfuse's OTLP endpoint (answers 200, logs each export
+POST), so the stand-in costs next to nothing and the figure is the gateway's own. Two gateways
+run side by side (observability off; tracing on at sample rate 1.0 with input/output capture and
+the default redaction) and wrk runs alternate between them round by round, so machine drift hits
+both. CPU is the gateway's whole process tree: every thread of the gateway plus its trace worker
+process (which builds the spans and runs the SDK's exporter), read from /proc from the start of
+a wrk run until the exporter has flushed what that run produced, divided by the requests
+served. The table splits it by where it ran.
 
-    python bench/tracing_overhead.py --requests 3000 --concurrency 8
+    python -m bench.tracing_overhead [--duration 6] [--rounds 3] [--concurrency 16]
+
+Target: tracing adds <= 0.3 ms of gateway CPU per request. Writes ``bench/out/tracing.md`` and
+``bench/out/tracing.json``. Needs nginx and wrk (``scripts/system_deps.sh bench``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
+import json
 import os
+import shutil
+import signal
+import statistics
 import subprocess
-import sys
-import textwrap
+import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import aiohttp
+import orjson
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.gateway_overhead import (
+    API_KEY,
+    CLK_TCK,
+    MODEL,
+    ROOT,
+    STREAM_MODEL,
+    Variant,
+    chat_request,
+    cpu_seconds,
+    free_port,
+    gateway_config,
+    gateway_process,
+    memory_mib,
+    run_wrk,
+    stop,
+    wait_http,
+)
+from bench.gateway_overhead import nginx_upstream as nginx_replica
 
-_SIDE = textwrap.dedent("""
-    import sys, time
-    sys.path.insert(0, %r)
-    from tests.fakes.openai_upstream import FakeUpstream
-    from tests.observability.otlp_receiver import Receiver
-    u = FakeUpstream(name="a", port=int(sys.argv[1])).start()
-    r = Receiver(port=int(sys.argv[2])).start()
-    print("ready", flush=True)
-    while True:
-        time.sleep(3600)
-""")
+TARGET_MS = 0.3
+FLUSH_INTERVAL_S = 1.0  # the SDK's export interval in the "on" gateway; drains wait for it
 
-_GATEWAY = textwrap.dedent("""
-    import sys, uvicorn
-    sys.path.insert(0, %r)
-    from gateway import GatewayConfig
-    from gateway.app import GatewayApp
-    from gateway.observability import observability_plugin
-    mode, port, up, lf = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    obs = {"tracing": {"enabled": mode != "off", "sample_rate": 1.0,
-                       "langfuse": {"public_key": "pk-bench", "secret_key": "sk", "base_url": lf}}}
-    cfg = GatewayConfig(auth={"enabled": False}, health={"interval_s": 30},
-                        models=[{"name": "chat", "upstreams": [{"url": up}]}],
-                        observability=obs)
-    plugins = [observability_plugin] if mode != "off" else []
-    uvicorn.run(GatewayApp(cfg, plugins).app, host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
-""")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def load(url: str, n: int, conc: int, stream: bool) -> float:
-    body = {
-        "model": "chat",
-        "messages": [{"role": "user", "content": "hello, how are you?"}],
-        "max_tokens": 16,
-        "stream": stream,
+_OTLP_CONF = """
+worker_processes 1;
+daemon off;
+pid @PREFIX@/nginx.pid;
+error_log @PREFIX@/error.log warn;
+events { worker_connections 1024; }
+http {
+    log_format export '$status $content_length';
+    client_body_temp_path @PREFIX@/body;
+    client_max_body_size 64m;
+    server {
+        listen 127.0.0.1:@PORT@;
+        location = /health { access_log off; return 200; }
+        location = /api/public/otel/v1/traces {
+            access_log @PREFIX@/exports.log export;
+            default_type application/x-protobuf;
+            return 200 '';
+        }
+        location / { access_log off; return 200 '{}'; }
     }
-    left = n
-
-    async def worker(s: aiohttp.ClientSession) -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            async with s.post(url + "/v1/chat/completions", json=body) as r:
-                await r.read()
-                assert r.status == 200, r.status
-
-    t0 = time.perf_counter()
-    async with aiohttp.ClientSession() as s:
-        await asyncio.gather(*(worker(s) for _ in range(conc)))
-    return time.perf_counter() - t0
+}
+"""
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise TimeoutError(url)
-
-
-def run_mode(mode: str, up: str, lf: str, args: argparse.Namespace) -> dict[str, float]:
+@contextmanager
+def langfuse_standin(work: Path) -> Iterator[tuple[str, Path]]:
+    """nginx answering Langfuse's OTLP/HTTP traces endpoint; yields (base URL, export log)."""
+    prefix = work / "otlp"
+    prefix.mkdir()
     port = free_port()
-    p = subprocess.Popen([sys.executable, "-c", _GATEWAY % str(ROOT), mode, str(port), up, lf])
-    url = f"http://127.0.0.1:{port}"
+    conf = _OTLP_CONF.replace("@PREFIX@", str(prefix)).replace("@PORT@", str(port))
+    (prefix / "nginx.conf").write_text(conf)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf")])
     try:
-        wait_http(url + "/healthz")
-        asyncio.run(load(url, 300, args.concurrency, False))  # warm-up
-        out = {}
-        for stream in (False, True):
-            time.sleep(0.5)
-            c0 = cpu_seconds(p.pid)
-            wall = asyncio.run(load(url, args.requests, args.concurrency, stream))
-            time.sleep(args.drain)  # let the exporter thread finish its batches
-            cpu = cpu_seconds(p.pid) - c0
-            key = "stream" if stream else "plain"
-            out[f"{key}_cpu_ms"] = cpu / args.requests * 1e3
-            out[f"{key}_rps"] = args.requests / wall
-        return out
+        wait_http(f"http://127.0.0.1:{port}/health", proc, 10)
+        yield f"http://127.0.0.1:{port}", prefix / "exports.log"
     finally:
-        p.terminate()
-        p.wait(10)
+        stop(proc, signal.SIGQUIT)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=3000)
-    ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--drain", type=float, default=3.0)
-    ap.add_argument("--rounds", type=int, default=2)
-    args = ap.parse_args()
-    up_port, lf_port = free_port(), free_port()
-    side = subprocess.Popen(
-        [sys.executable, "-c", _SIDE % str(ROOT), str(up_port), str(lf_port)],
-        stdout=subprocess.PIPE,
-        text=True,
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of the event-loop thread and of all other threads together (span building,
+    export): where tracing's cost lands (``/proc/PID/task/*/stat``)."""
+    out = {"event loop": 0.0, "other threads": 0.0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        fields = stat[stat.rindex(")") + 2 :].split()
+        key = "event loop" if task.name == str(pid) else "other threads"
+        out[key] += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (the trace worker)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def tree_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of the gateway's event-loop thread, its other threads, and its child
+    processes (the trace worker): tracing's whole cost, wherever it runs."""
+    out = thread_cpu(pid)
+    out["trace worker process"] = sum(cpu_seconds(c) for c in children(pid))
+    return out
+
+
+def exports(log: Path) -> tuple[int, int]:
+    """(export POSTs answered 200, request bytes) so far."""
+    if not log.exists():
+        return 0, 0
+    n = size = 0
+    for line in log.read_text().splitlines():
+        status, _, length = line.partition(" ")
+        if status == "200":
+            n += 1
+            size += int(length or 0)
+    return n, size
+
+
+def variants(langfuse_url: str) -> dict[str, Variant]:
+    return {
+        "off": Variant("off", "observability off", config={"observability": {"enabled": False}}),
+        "on": Variant(
+            "on",
+            "Langfuse tracing, sample rate 1.0",
+            config={
+                "observability": {
+                    "enabled": True,
+                    "tracing": {
+                        "enabled": True,
+                        "sample_rate": 1.0,
+                        "langfuse": {
+                            "base_url": langfuse_url,
+                            "public_key": "pk-lf-bench",
+                            "secret_key": "sk-lf-bench",
+                            "flush_interval_s": FLUSH_INTERVAL_S,
+                        },
+                    },
+                }
+            },
+        ),
+    }
+
+
+def traced(url: str, body: bytes) -> bool:
+    req = urllib.request.Request(
+        url + "/v1/chat/completions",
+        data=body,
+        method="POST",
+        headers={"content-type": "application/json", "authorization": f"Bearer {API_KEY}"},
     )
-    try:
-        assert side.stdout is not None and side.stdout.readline().strip() == "ready"
-        up, lf = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{lf_port}"
-        results: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
-        for _ in range(args.rounds):  # interleaved, so machine noise hits both modes
-            for mode in ("off", "on"):
-                results[mode].append(run_mode(mode, up, lf, args))
-        for mode, rs in results.items():
-            for k in ("plain_cpu_ms", "stream_cpu_ms", "plain_rps", "stream_rps"):
-                vals = sorted(r[k] for r in rs)
-                print(f"{mode:4s} {k:14s} " + " ".join(f"{v:8.3f}" for v in vals))
-        for k in ("plain_cpu_ms", "stream_cpu_ms"):
-            off = min(r[k] for r in results["off"])
-            on = min(r[k] for r in results["on"])
-            print(f"tracing overhead {k}: {on - off:+.3f} ms CPU/request (best of {args.rounds})")
-    finally:
-        side.terminate()
-        side.wait(10)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        if r.status != 200:
+            raise RuntimeError(f"{url}: status {r.status}")
+        return "x-trace-id" in r.headers
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--duration", type=float, default=6)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--warmup", type=float, default=2)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--strict", action="store_true")
+    args = ap.parse_args(argv)
+    missing = [
+        t for t in ("nginx", "wrk") if not (shutil.which(t) or Path("/usr/sbin", t).exists())
+    ]
+    if missing:
+        print(f"skip tracing_overhead: {', '.join(missing)} missing (scripts/system_deps.sh bench)")
+        return 0
+    drain = FLUSH_INTERVAL_S + 1.0  # the worker's batch interval plus one SDK export interval
+    cpu: dict[str, list[float]] = {}
+    threads: dict[str, dict[str, list[float]]] = {}
+    mem: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="llmops-bench-tracing-") as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        json_url, sse_url = stack.enter_context(nginx_replica(work))
+        lf_url, export_log = stack.enter_context(langfuse_standin(work))
+        bodies = {}
+        for kind, model, stream in (("plain", MODEL, False), ("stream", STREAM_MODEL, True)):
+            bodies[kind] = work / f"{kind}.json"
+            bodies[kind].write_bytes(orjson.dumps(chat_request(model, stream)))
+        gateways: dict[str, tuple[str, int]] = {}
+        for name, v in variants(lf_url).items():
+            d = work / name
+            d.mkdir()
+            cfg = gateway_config(free_port(), json_url, sse_url, v)
+            url, pid = stack.enter_context(gateway_process(cfg, d, ""))
+            if traced(url, bodies["plain"].read_bytes()) != (name == "on"):
+                raise RuntimeError(f"{name}: x-trace-id header presence is wrong")
+            gateways[name] = (url, pid)
+            for body in bodies.values():
+                run_wrk(url + "/v1/chat/completions", body, args.concurrency, args.warmup, None)
+        time.sleep(drain)
+        for r in range(args.rounds):
+            for kind, body in bodies.items():
+                order = list(gateways.items())
+                for name, (url, pid) in order if r % 2 == 0 else order[::-1]:
+                    t0 = tree_cpu(pid)
+                    res = run_wrk(
+                        url + "/v1/chat/completions", body, args.concurrency, args.duration, None
+                    )
+                    time.sleep(drain)
+                    t1 = tree_cpu(pid)
+                    per = {t: (t1[t] - t0.get(t, 0.0)) * 1e3 / max(res.requests, 1) for t in t1}
+                    ms = sum(per.values())
+                    for t, v in per.items():
+                        threads.setdefault(f"{name}_{kind}", {}).setdefault(t, []).append(v)
+                    if res.errors:
+                        print(f"warning: {name} {kind}: {res.errors} errors {res.error_detail}")
+                    cpu.setdefault(f"{name}_{kind}", []).append(ms)
+                    print(
+                        f"round {r + 1} {name:3s} {kind:6s}: {ms:.3f} ms CPU/request, "
+                        f"{res.rps:.0f} req/s, p50 {res.p50_ms:.2f} ms",
+                        flush=True,
+                    )
+        for name, (_, pid) in gateways.items():
+            mem[name] = memory_mib(pid).get("VmRSS", 0.0)
+        mem["trace worker"] = sum(
+            memory_mib(c).get("VmRSS", 0.0) for c in children(gateways["on"][1])
+        )
+        n_exports, export_bytes = exports(export_log)
+    if not n_exports:
+        raise RuntimeError("the tracing gateway exported nothing to the Langfuse stand-in")
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    # Paired: each round's on and off runs are back to back, so the median of the per-round
+    # differences cancels the machine's drift better than a difference of medians.
+    added = {
+        k: statistics.median(a - b for a, b in zip(cpu[f"on_{k}"], cpu[f"off_{k}"], strict=True))
+        for k in ("plain", "stream")
+    }
+    ok = all(a <= TARGET_MS for a in added.values())
+    lines = [
+        f"# Tracing overhead (gateway CPU per request, concurrency {args.concurrency}, median of "
+        f"{args.rounds} rounds x {args.duration:g}s, added = median of the per-round "
+        f"differences; load avg at end {os.getloadavg()[0]:.1f})",
+        "",
+        "| request | tracing off | tracing on (1.0) | added ms | target |",
+        "|---|---|---|---|---|",
+    ]
+    for k, a in added.items():
+        verdict = "PASS" if a <= TARGET_MS else "FAIL"
+        lines.append(
+            f"| {k} | {med[f'off_{k}']:.3f} | {med[f'on_{k}']:.3f} | {a:+.3f} | "
+            f"<= {TARGET_MS} {verdict} |"
+        )
+    lines += ["", "CPU ms/request by where it ran (median):", ""]
+    for key, per in threads.items():
+        parts = sorted(((statistics.median(v), t) for t, v in per.items()), reverse=True)
+        lines.append(f"- {key}: " + ", ".join(f"{t} {m:.3f}" for m, t in parts))
+    lines += [
+        "",
+        f"RSS MiB: gateway off {mem['off']:.0f}, on {mem['on']:.0f}, its trace worker "
+        f"{mem['trace worker']:.0f}. "
+        f"{n_exports} OTLP export requests reached the stand-in ({export_bytes / 1e6:.1f} MB).",
+    ]
+    table = "\n".join(lines) + "\n"
+    print()
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "tracing.md").write_text(table)
+    (args.out / "tracing.json").write_text(
+        json.dumps(
+            {"cpu_ms": cpu, "median": med, "added": added, "rss_mib": mem, "threads": threads},
+            indent=2,
+        )
+    )
+    return 1 if args.strict and not ok else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

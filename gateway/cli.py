@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from pathlib import Path
@@ -45,6 +46,7 @@ def serve(
     if port is not None:
         cfg.server.port = port
     gw = GatewayApp(cfg, default_plugins(cfg))
+    gw.startup.append(freeze_startup_heap)  # last: after every plug-in has loaded its state
     gw.startup.append(lambda: typer.echo(ready_banner(cfg), err=True))
     uvicorn.run(
         gw.app,
@@ -56,6 +58,15 @@ def serve(
         http=bounded_httptools(cfg.server.max_header_bytes),
         timeout_graceful_shutdown=30,
     )
+
+
+def freeze_startup_heap() -> None:
+    """Move what start-up loaded (modules, config, registries) out of the cycle collector's
+    reach. It lives as long as the process, and every full collection rescanned all of it:
+    60-80 ms pauses every few seconds under load, about 0.02 ms of CPU per request. The process
+    owner decides this, not the app: tests build many apps in one process."""
+    gc.collect()
+    gc.freeze()
 
 
 @keys_app.command("new")

@@ -1,7 +1,9 @@
 """Online quality: judge a sample of recent traced responses, write the scores to Langfuse.
 
-Source: root observations of gateway traces (input = the user's query, output = the answer),
-read with the Langfuse SDK's API client. Scorer: the same ragas judge metrics the eval harness
+Source: root observations of gateway traces, read with the Langfuse SDK's API client: for a RAG
+request a span whose input is the user's query, for a plain request the generation itself,
+whose input is the messages sent (the question is the last user message). Embedding traces are
+skipped. Scorer: the same ragas judge metrics the eval harness
 uses (answer relevancy; faithfulness when the trace carries context texts), with the judge model
 reached through the gateway like any client. A judge failure leaves the score missing.
 """
@@ -42,6 +44,12 @@ def _text(v: Any) -> str | None:
         for k in ("content", "text", "query", "question"):
             if isinstance(v.get(k), str):
                 return str(v[k])
+    if isinstance(v, list):  # chat messages: the last user turn; content parts: their text
+        users = [m for m in v if isinstance(m, dict) and m.get("role") == "user"]
+        if users:
+            return _text(users[-1].get("content"))
+        texts = [p["text"] for p in v if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        return "\n".join(texts) or None
     return None
 
 
@@ -63,7 +71,7 @@ class LangfuseTraces:
                 cursor=cursor,
             )
             for o in page.data:
-                if getattr(o, "level", None) == "ERROR":
+                if getattr(o, "level", None) == "ERROR" or getattr(o, "type", None) == "EMBEDDING":
                     continue
                 q, a = _text(o.input), _text(o.output)
                 if q and a:

@@ -71,8 +71,10 @@ class LangfuseConfig(_Strict):
     secret_key: str | None = None
     environment: str | None = Field(None, description="Langfuse environment (e.g. production).")
     release: str | None = None
-    flush_interval_s: float = Field(2.0, gt=0, description="Batch export interval.")
-    flush_at: int = Field(256, ge=1, description="Spans per export batch.")
+    flush_interval_s: float = Field(
+        1.0, gt=0, le=60, description="How often finished requests become spans and are sent."
+    )
+    flush_at: int = Field(256, ge=1, description="Traces per export batch (at most).")
     timeout_s: int = Field(5, ge=1, description="Export HTTP timeout (background thread).")
 
     def resolved(self) -> tuple[str | None, str | None, str]:
@@ -95,6 +97,11 @@ class TracingConfig(_Strict):
     capture_output: bool = True
     header: str = Field("x-trace-id", description="Response header carrying the trace id.")
     max_queue: int = Field(10_000, ge=1, description="Finished requests waiting for export.")
+    worker: Literal["process", "thread"] = Field(
+        "process",
+        description="Where spans are built and exported: a worker process (keeps that CPU off "
+        "the gateway's GIL) or a thread of the gateway.",
+    )
     langfuse: LangfuseConfig = Field(default_factory=LangfuseConfig)
 
 

@@ -134,11 +134,10 @@ def body_output(payload: bytes | None, route: str) -> tuple[Any, str | None]:
     )
 
 
-def stream_output(chunks: list[bytes] | None, route: str) -> tuple[str | None, str | None]:
-    """(text of choice 0, finish_reason) reassembled from relayed SSE chunks."""
-    if not chunks:
+def stream_output(raw: bytes | None, route: str) -> tuple[str | None, str | None]:
+    """(text of choice 0, finish_reason) reassembled from the relayed SSE bytes."""
+    if not raw:
         return None, None
-    raw = b"".join(chunks)
     parts: list[str] = []
     finish: str | None = None
     error: str | None = None

@@ -39,7 +39,7 @@ class Observability:
         self.config = config
         self.redactor = Redactor(config.redaction)
         self.tracer: Tracer | None = (
-            Tracer(config.tracing, self.redactor, span_exporter=span_exporter)
+            Tracer(config.tracing, config.redaction, span_exporter=span_exporter)
             if config.tracing.enabled
             else None
         )

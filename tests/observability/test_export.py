@@ -4,6 +4,7 @@ feedback as a Langfuse score, and a Langfuse that hangs costing requests nothing
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -53,16 +54,17 @@ def test_traces_and_scores_reach_langfuse_over_http(start_gateway: Any, receiver
     assert fb.status_code == 200, fb.text
     assert fb.json()["trace_id"] == tid
     gw.gw.observability.flush()
-    wait_for(lambda: len([s for s in receiver.spans if s["trace_id"] == tid]) >= 2)
+    wait_for(lambda: any(s["trace_id"] == tid for s in receiver.spans))
     wait_for(lambda: any(s.get("traceId") == tid for s in receiver.scores))
-    spans = {s["name"]: s for s in receiver.spans if s["trace_id"] == tid}
-    assert set(spans) == {"llmops.chat", "chat:chat"}
-    gen, root = spans["chat:chat"], spans["llmops.chat"]
-    assert gen["parent_span_id"] == root["span_id"] and root["parent_span_id"] == ""
+    (gen,) = [s for s in receiver.spans if s["trace_id"] == tid]  # a plain request: one span
+    assert gen["name"] == "chat:chat" and gen["parent_span_id"] == ""
     assert gen["scope"] == "langfuse-sdk"
-    assert gen["attributes"]["langfuse.observation.type"] == "generation"
-    assert gen["attributes"]["langfuse.observation.output"] == "[a] echo: over the wire"
-    assert root["end"] >= gen["end"] >= gen["start"] >= root["start"] > 0
+    attrs = gen["attributes"]
+    assert attrs["langfuse.observation.type"] == "generation"
+    assert attrs["langfuse.observation.output"] == "[a] echo: over the wire"
+    assert attrs["langfuse.trace.name"] == "chat"
+    assert json.loads(attrs["langfuse.observation.metadata"])["status"] == 200
+    assert gen["end"] >= gen["start"] > 0
     expected_auth = "Basic " + base64.b64encode(f"{pk}:sk-test".encode()).decode()
     assert expected_auth in receiver.auth
     score = next(s for s in receiver.scores if s.get("traceId") == tid)
@@ -111,10 +113,15 @@ def test_hanging_langfuse_costs_requests_nothing(start_gateway: Any) -> None:
             f"max {lat[-1] * 1e3:.1f} ms (export timeout 30 s)"
         )
         obs = gw.gw.observability
-        assert obs.tracer.built + obs.tracer.dropped >= 31
+        # every request was handed to tracing (the trace worker is stuck in its export; what
+        # does not fit behind it is dropped and counted, never waited for)
+        assert obs.tracer.queued + obs.tracer.dropped >= 32
+        assert obs.tracer.worker_pid is not None
         t0 = time.perf_counter()
         gw.stop()  # shutdown is bounded even though the exporter is stuck
-        print(f"gateway shutdown with a hanging Langfuse took {time.perf_counter() - t0:.1f} s")
+        took = time.perf_counter() - t0
+        print(f"gateway shutdown with a hanging Langfuse took {took:.1f} s")
+        assert took < 15
     finally:
         dead.stop()
 
@@ -215,3 +222,29 @@ def test_feedback_without_tracing_is_503(start_gateway: Any, tmp_path: Any) -> N
         headers={"authorization": f"Bearer {ADMIN_KEY}"},
     )
     assert r.status_code == 503 and r.json()["error"]["code"] == "tracing_disabled"
+
+
+def test_a_killed_trace_worker_is_replaced(start_gateway: Any, receiver: Receiver) -> None:
+    """Spans are built in a worker process; when it dies the next batch starts a new one."""
+    import os
+    import signal
+
+    gw, _ = start_gateway(obs_config({"langfuse": {"base_url": receiver.url}}), in_memory=False)
+    tracer = gw.gw.observability.tracer
+    first = tracer.worker_pid
+    assert first is not None and first != os.getpid()
+    os.kill(first, signal.SIGKILL)
+    time.sleep(1.2)  # new workers start at most once a second
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=ADMIN_KEY, max_retries=0)
+    for i in range(3):
+        raw = c.chat.completions.with_raw_response.create(
+            model="chat",
+            messages=[{"role": "user", "content": f"after the kill {i}"}],
+            extra_headers={"x-request-id": f"req-respawn-{i}"},
+        )
+        assert raw.status_code == 200
+    gw.gw.observability.flush()
+    wanted = {trace_id_for(f"req-respawn-{i}") for i in range(3)}
+    wait_for(lambda: wanted <= {s["trace_id"] for s in receiver.spans})
+    assert tracer.worker_pid not in (None, first)
+    assert tracer.dropped == 0

@@ -23,6 +23,18 @@ from tests.observability.otlp_receiver import Receiver
 
 
 def _obs(i: int, level: str = "DEFAULT") -> dict[str, Any]:
+    if i % 2:  # a plain request's trace: the generation is the root, its input the messages
+        return {
+            **_obs(0, level),
+            "id": f"obs{i}",
+            "traceId": f"{i:032x}",
+            "type": "GENERATION",
+            "input": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": f"question {i}"}]},
+            ],
+            "output": f"answer {i}",
+        }
     return {
         "id": f"obs{i}",
         "traceId": f"{i:032x}",
@@ -47,7 +59,8 @@ class LangfuseStandIn(Receiver):
     async def _observations(self, request: web.Request) -> web.Response:
         self.queries.append(dict(request.query))
         if request.query.get("cursor") == "page2":
-            data = [_obs(i) for i in range(5, 8)] + [_obs(99, "ERROR")]
+            embedding = {**_obs(50), "type": "EMBEDDING", "output": "[1 embeddings]"}
+            data = [_obs(i) for i in range(5, 8)] + [_obs(99, "ERROR"), embedding]
             return web.json_response({"data": data, "meta": {"cursor": None}})
         return web.json_response({"data": [_obs(i) for i in range(5)], "meta": {"cursor": "page2"}})
 
@@ -82,7 +95,9 @@ def test_quality_job_reads_samples_scores_and_writes_back(standin: LangfuseStand
     try:
         source = LangfuseTraces(lf)
         items = source.recent(datetime(2026, 1, 1, tzinfo=UTC), limit=50)
-        assert [it.trace_id for it in items] == [f"{i:032x}" for i in range(8)]  # ERROR skipped
+        assert [it.trace_id for it in items] == [
+            f"{i:032x}" for i in range(8)
+        ]  # ERROR, EMBEDDING skipped
         assert standin.queries[0]["isRootObservation"] == "true"
         assert "fromStartTime" in standin.queries[0]
         summary = asyncio.run(
