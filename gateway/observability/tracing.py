@@ -7,11 +7,13 @@ deque. A shipper thread wakes every ``langfuse.flush_interval_s``, turns what pi
 :class:`TraceRecord` s and hands them to the span builder:
 
 - ``worker: process`` (default): as JSON frames to the trace worker process
-  (``gateway/observability/trace_worker.py``), which builds the spans and runs the Langfuse
-  SDK's exporter. Building and exporting are pure-Python CPU; in the gateway they competed with
-  the event loop for the GIL, and the gateway paid about twice their own cost.
+  (``gateway/observability/trace_worker.py``), which builds the spans and exports them over
+  OTLP. Building and exporting are pure-Python CPU; in the gateway they competed with the
+  event loop for the GIL, and the gateway paid about twice their own cost.
 - ``worker: thread``: to a :class:`SpanBuilder` in the shipper thread itself (and tests, which
-  capture spans in-process with the SDK's in-memory exporter).
+  capture spans in-process with OpenTelemetry's in-memory exporter).
+
+Scores and flushes travel the same deque, so they stay in order with the traces before them.
 
 Waking per batch rather than per request matters: a queue that notifies its consumer on every
 put made each request pay a thread wake-up. A full deque drops the trace (counted); a dead or
@@ -37,6 +39,7 @@ import orjson
 from gateway.context import RequestContext
 from gateway.observability.config import RedactionConfig, TracingConfig
 from gateway.observability.trace_record import TraceRecord, record_of
+from gateway.observability.trace_worker import frame
 
 log = logging.getLogger("llmops.gateway.tracing")
 
@@ -102,7 +105,6 @@ class Tracer:
         self.dropped = 0
         self.built = 0
         self.failed = 0
-        self._done = 0  # traces the shipper has handed on (flush waits for it to reach queued)
 
     @property
     def worker_pid(self) -> int | None:
@@ -173,23 +175,19 @@ class Tracer:
                 proc.wait(5)
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until queued requests are spans and the SDK exported them (tests, shutdown)."""
+        """Wait until what was queued before is exported, scores too (tests, shutdown)."""
         if not self.enabled:
-            return
-        deadline = time.monotonic() + timeout
-        if self._builder is not None:
-            self._wake.set()
-            while self._done < self.queued and time.monotonic() < deadline:
-                time.sleep(0.005)
-            self._builder.flush()
             return
         fid = next(self._flush_ids)
         self._pending.append(("flush", fid))
         self._wake.set()
         with self._flushed_cv:
-            self._flushed_cv.wait_for(
-                lambda: self._flushed >= fid, max(0.0, deadline - time.monotonic())
-            )
+            self._flushed_cv.wait_for(lambda: self._flushed >= fid, timeout)
+
+    def _mark_flushed(self, fid: int) -> None:
+        with self._flushed_cv:
+            self._flushed = max(self._flushed, fid)
+            self._flushed_cv.notify_all()
 
     # --- request path -----------------------------------------------------------------------
     def submit(self, ctx: RequestContext) -> None:
@@ -224,11 +222,8 @@ class Tracer:
             "comment": comment,
             "metadata": metadata,
         }
-        if self._builder is not None:
-            self._builder.score(**score)  # the SDK queues it for its own thread
-        else:
-            self._pending.append(("score", score))
-            self._wake.set()
+        self._pending.append(("score", score))
+        self._wake.set()
         return score_id[:32]
 
     # --- shipper thread ---------------------------------------------------------------------
@@ -254,7 +249,6 @@ class Tracer:
                     self.failed += 1
                     log.exception("reading a finished request for its trace failed")
                     rec = None
-                self._done += 1
                 if rec is not None:
                     records.append(rec)
                 if len(records) >= self.config.langfuse.flush_at:
@@ -263,8 +257,15 @@ class Tracer:
                 continue
             self._hand_on(records)  # keep the order: traces before a later score or flush
             records = []
+            builder = self._builder
             if kind == "score":
-                self._send({"op": "score", "score": item[1]}, 0)
+                if builder is not None:
+                    builder.score(**item[1])  # the SDK queues it for its own thread
+                else:
+                    self._send({"op": "score", "score": item[1]}, 0)
+            elif builder is not None:
+                builder.flush()
+                self._mark_flushed(item[1])
             else:
                 self._send({"op": "flush", "id": item[1]}, 0)
         self._hand_on(records)
@@ -288,8 +289,6 @@ class Tracer:
 
     # --- the worker process -----------------------------------------------------------------
     def _spawn(self) -> None:
-        from gateway.observability.trace_worker import frame
-
         assert self._keys is not None
         self._spawned_at = time.monotonic()
         proc = subprocess.Popen(
@@ -323,14 +322,10 @@ class Tracer:
                 self.built += int(msg["built"])
                 self.failed += int(msg.get("failed", 0))
             elif "flushed" in msg:
-                with self._flushed_cv:
-                    self._flushed = max(self._flushed, int(msg["flushed"]))
-                    self._flushed_cv.notify_all()
+                self._mark_flushed(int(msg["flushed"]))
 
     def _send(self, msg: dict[str, Any], n_records: int) -> None:
         """Write one frame to the worker (this thread may block; the request path never)."""
-        from gateway.observability.trace_worker import frame
-
         proc = self._proc
         if proc is None or proc.poll() is not None:
             if self._stopping or time.monotonic() - self._spawned_at < _RESPAWN_EVERY_S:
