@@ -231,6 +231,26 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
             proc.wait(5)
 
 
+def missing_tools(*tools: str) -> list[str]:
+    """The commands of ``tools`` that are not installed (on PATH or in /usr/sbin)."""
+    return [t for t in tools if not (shutil.which(t) or Path("/usr/sbin", t).exists())]
+
+
+@contextmanager
+def nginx_process(prefix: Path, conf: str, health_urls: list[str]) -> Iterator[None]:
+    """Run nginx with ``conf`` (written under ``prefix``) until the block ends; each of
+    ``health_urls`` must answer 200 first."""
+    (prefix / "nginx.conf").write_text(conf)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf")])
+    try:
+        for url in health_urls:
+            wait_http(url, proc, 10)
+        yield
+    finally:
+        stop(proc, signal.SIGQUIT)
+
+
 @contextmanager
 def nginx_upstream(work: Path) -> Iterator[tuple[str, str]]:
     """Start nginx with the two fixed-body servers; yield (json base URL, sse base URL)."""
@@ -246,15 +266,9 @@ def nginx_upstream(work: Path) -> Iterator[tuple[str, str]]:
         "@CHAT_SSE@": chat_sse().decode(),
     }.items():
         conf = conf.replace(key, value)
-    (prefix / "nginx.conf").write_text(conf)
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf")])
-    try:
-        wait_http(f"http://127.0.0.1:{pj}/health", proc, 10)
-        wait_http(f"http://127.0.0.1:{ps}/health", proc, 10)
-        yield f"http://127.0.0.1:{pj}", f"http://127.0.0.1:{ps}"
-    finally:
-        stop(proc, signal.SIGQUIT)
+    json_url, sse_url = f"http://127.0.0.1:{pj}", f"http://127.0.0.1:{ps}"
+    with nginx_process(prefix, conf, [json_url + "/health", sse_url + "/health"]):
+        yield json_url, sse_url
 
 
 def gateway_config(port: int, json_url: str, sse_url: str, variant: Variant) -> dict[str, Any]:
@@ -715,11 +729,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = [
-        tool
-        for tool in ("nginx", "wrk")
-        if not (shutil.which(tool) or Path("/usr/sbin", tool).exists())
-    ]
+    missing = missing_tools("nginx", "wrk")
     if missing:
         print(
             f"skip gateway_overhead: {', '.join(missing)} not installed "

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from bench.gateway_overhead import (
     gateway_config,
     gateway_process,
     memory_mib,
+    missing_tools,
     nginx_upstream,
     run_wrk,
 )
@@ -133,11 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve(args.serve)
         return 0
-    missing = [
-        t
-        for t in ("nginx", "wrk", "redis-server")
-        if not (shutil.which(t) or Path("/usr/sbin", t).exists())
-    ]
+    missing = missing_tools("nginx", "wrk", "redis-server")
     if missing:
         print(
             f"skip limits_overhead: {', '.join(missing)} missing "

@@ -23,10 +23,7 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 import urllib.request
@@ -49,14 +46,14 @@ from bench.gateway_overhead import (
     gateway_config,
     gateway_process,
     memory_mib,
+    missing_tools,
+    nginx_process,
     run_wrk,
-    stop,
-    wait_http,
 )
 from bench.gateway_overhead import nginx_upstream as nginx_replica
 
 TARGET_MS = 0.3
-FLUSH_INTERVAL_S = 1.0  # the SDK's export interval in the "on" gateway; drains wait for it
+FLUSH_INTERVAL_S = 1.0  # the tracer's export interval in the "on" gateway; drains wait for it
 
 _OTLP_CONF = """
 worker_processes 1;
@@ -89,14 +86,9 @@ def langfuse_standin(work: Path) -> Iterator[tuple[str, Path]]:
     prefix.mkdir()
     port = free_port()
     conf = _OTLP_CONF.replace("@PREFIX@", str(prefix)).replace("@PORT@", str(port))
-    (prefix / "nginx.conf").write_text(conf)
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf")])
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc, 10)
-        yield f"http://127.0.0.1:{port}", prefix / "exports.log"
-    finally:
-        stop(proc, signal.SIGQUIT)
+    url = f"http://127.0.0.1:{port}"
+    with nginx_process(prefix, conf, [url + "/health"]):
+        yield url, prefix / "exports.log"
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
@@ -191,13 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--strict", action="store_true")
     args = ap.parse_args(argv)
-    missing = [
-        t for t in ("nginx", "wrk") if not (shutil.which(t) or Path("/usr/sbin", t).exists())
-    ]
+    missing = missing_tools("nginx", "wrk")
     if missing:
         print(f"skip tracing_overhead: {', '.join(missing)} missing (scripts/system_deps.sh bench)")
         return 0
-    drain = FLUSH_INTERVAL_S + 1.0  # the worker's batch interval plus one SDK export interval
+    drain = FLUSH_INTERVAL_S + 1.0  # one export interval plus a second for the worker
     cpu: dict[str, list[float]] = {}
     threads: dict[str, dict[str, list[float]]] = {}
     mem: dict[str, float] = {}
