@@ -246,6 +246,21 @@ class Proxy:
         chunks: list[bytes] | None = [] if ctx.capture_output else None
         first = True
         done = False
+        settled = False
+        tail = b""
+
+        def settle() -> None:
+            # Account before the client can read [DONE]: its next request must find the
+            # concurrency slot, the token budget, metrics and the trace already settled.
+            nonlocal settled
+            if not settled:
+                settled = True
+                self._release(replica)
+                scanner.finish()
+                ctx.usage = scanner.usage
+                ctx.output_chunks = chunks
+                self._finish(ctx)
+
         loop = asyncio.get_running_loop()
         chunk_timeout = st.config.server.chunk_timeout_s
         deadline = first_byte_by or loop.time() + st.config.server.first_byte_timeout_s
@@ -256,6 +271,8 @@ class Proxy:
                     async with asyncio.timeout_at(deadline):
                         chunk = await read()
                 except TimeoutError:
+                    if done:  # only the end of the body is late: the client has it all
+                        return
                     ctx.status, ctx.error = 504, "upstream_stream_timeout"
                     st.replica_failed(replica, "stream_timeout")
                     what = "its first chunk" if first else "the next chunk"
@@ -272,12 +289,14 @@ class Proxy:
                     ctx.ttft_s = time.perf_counter() - ctx.t0
                     first = False
                 scanner.feed(chunk)
-                done = done or b"[DONE]" in chunk
                 if chunks is not None:
                     chunks.append(chunk)
+                if not done and (tail + chunk[-16:]).rstrip().endswith(b"[DONE]"):
+                    done = True
+                    settle()
+                tail = chunk[-16:]
                 yield chunk
                 deadline = loop.time() + chunk_timeout
-            scanner.finish()
             if not done:
                 # A stream that stops without its terminator was cut: say so, never truncate.
                 ctx.status, ctx.error = 502, "upstream_truncated"
@@ -287,6 +306,8 @@ class Proxy:
                     "upstream_error",
                 )
         except (aiohttp.ClientError, TimeoutError) as e:
+            if done:
+                return
             ctx.status, ctx.error = 502, "upstream_stream_error"
             st.replica_failed(replica, "stream")
             yield _sse_error(
@@ -294,14 +315,12 @@ class Proxy:
                 "upstream_error",
             )
         except asyncio.CancelledError:
-            ctx.status, ctx.error = 499, "client_disconnected"
+            if not done:
+                ctx.status, ctx.error = 499, "client_disconnected"
             raise
         finally:
             resp.close()
-            self._release(replica)
-            ctx.usage = scanner.usage
-            ctx.output_chunks = chunks
-            self._finish(ctx)
+            settle()
 
     async def _serve_local(
         self, ctx: RequestContext, handler: LocalHandler, data: dict[str, Any]

@@ -34,6 +34,7 @@ class FakeUpstream(ThreadedApp):
     healthy: bool = True
     stream_chunks: int = 5
     chunk_delay_s: float = 0.0
+    eof_delay_s: float = 0.0
     port: int = field(default_factory=free_port)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers_seen: list[dict[str, str]] = field(default_factory=list)
@@ -163,6 +164,8 @@ class FakeUpstream(ThreadedApp):
                          "choices": [], "usage": usage}  # fmt: skip
                 await resp.write(b"data: " + orjson.dumps(final) + b"\n\n")
             await resp.write(b"data: [DONE]\n\n")
+            if self.eof_delay_s:  # the body's end lags its [DONE] (a slow proxy on the way)
+                await asyncio.sleep(self.eof_delay_s)
             await resp.write_eof()
         except (asyncio.CancelledError, ConnectionResetError):
             self.cancelled += 1

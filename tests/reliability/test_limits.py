@@ -115,6 +115,35 @@ def test_concurrency_limit_and_release_on_every_path(upstream: SlowUpstream) -> 
         gw.stop()
 
 
+def test_stream_slot_is_free_when_the_client_reads_done(upstream: SlowUpstream) -> None:
+    """A client may act on [DONE] before the body ends (the openai SDK stops there). Its next
+    request must find the slot free and the stream counted: the gateway settles a stream
+    (slot, usage, metrics, trace) before it relays the [DONE]."""
+    cfg = config_dict([upstream.url], limits={"default": {"max_concurrent": 1}})
+    gw = start_gateway(cfg)
+    upstream.eof_delay_s = 0.5  # the body ends well after its [DONE]
+    try:
+        for i in range(3):
+            body = {"model": "chat", "messages": MSG, "stream": True}
+            with httpx.stream(
+                "POST", gw.url + "/v1/chat/completions", headers=auth(KEY_C), json=body
+            ) as s:
+                assert s.status_code == 200
+                lines = []
+                for line in s.iter_lines():
+                    lines.append(line)
+                    if line == "data: [DONE]":
+                        break
+                # the first stream's body has not ended yet: its slot must already be free
+                assert gw.metric_value("llmops_in_flight_requests", model="chat") == 0
+                assert (
+                    gw.metric_value("llmops_requests_total", model="chat", status=200) == 2 * i + 1
+                )
+                assert _post(gw.url, KEY_C).status_code == 200, i
+    finally:
+        gw.stop()
+
+
 def test_team_limit_shared_by_its_keys(upstream: SlowUpstream) -> None:
     cfg = config_dict([upstream.url], limits={"teams": {"ml": {"requests_per_minute": 4}}})
     gw = start_gateway(cfg)
