@@ -245,21 +245,18 @@ class Proxy:
         scanner = StreamUsageScanner()
         chunks: list[bytes] | None = [] if ctx.capture_output else None
         first = True
-        done = False
-        settled = False
+        done = False  # [DONE] seen: the stream is settled
         tail = b""
 
         def settle() -> None:
-            # Account before the client can read [DONE]: its next request must find the
-            # concurrency slot, the token budget, metrics and the trace already settled.
-            nonlocal settled
-            if not settled:
-                settled = True
-                self._release(replica)
-                scanner.finish()
-                ctx.usage = scanner.usage
-                ctx.output_chunks = chunks
-                self._finish(ctx)
+            # Once per stream: just before its [DONE] is relayed (the client's next request
+            # must find the slot, the token budget, metrics and the trace settled), else at
+            # whatever other end it meets.
+            self._release(replica)
+            scanner.finish()
+            ctx.usage = scanner.usage
+            ctx.output_chunks = chunks
+            self._finish(ctx)
 
         loop = asyncio.get_running_loop()
         chunk_timeout = st.config.server.chunk_timeout_s
@@ -320,7 +317,8 @@ class Proxy:
             raise
         finally:
             resp.close()
-            settle()
+            if not done:
+                settle()
 
     async def _serve_local(
         self, ctx: RequestContext, handler: LocalHandler, data: dict[str, Any]
