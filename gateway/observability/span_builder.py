@@ -25,6 +25,7 @@ import contextlib
 import logging
 import random
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -209,8 +210,25 @@ class SpanBuilder:
                     del LangfuseResourceManager._instances[self._public_key or ""]
 
     def score(self, **score: Any) -> None:
-        """Record a Langfuse score (queued; the SDK's score thread sends it)."""
-        self.langfuse.create_score(**score)
+        """Record a Langfuse score (queued; the SDK's score thread sends it). A failure is
+        logged, never raised: it must not stop the traces queued behind it."""
+        try:
+            self.langfuse.create_score(**score)
+        except Exception:
+            log.exception("recording a score failed")
+
+    def build_all(self, records: Iterable[TraceRecord | dict[str, Any]]) -> tuple[int, int]:
+        """Build each record (or its JSON form, as the worker reads it); one that fails is
+        logged and counted, never stops the rest. Returns (built, failed)."""
+        built = failed = 0
+        for rec in records:
+            try:
+                self.build(rec if isinstance(rec, TraceRecord) else TraceRecord.from_json(rec))
+                built += 1
+            except Exception:
+                failed += 1
+                log.exception("building a trace failed")
+        return built, failed
 
     def build(self, rec: TraceRecord) -> None:
         """Turn one finished request into its spans (sent by the next :meth:`export`)."""

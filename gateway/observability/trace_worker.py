@@ -54,7 +54,6 @@ def read_frames(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
 def serve(inp: IO[bytes], out: IO[bytes]) -> int:
     from gateway.observability.config import RedactionConfig, TracingConfig
     from gateway.observability.span_builder import SpanBuilder
-    from gateway.observability.trace_record import TraceRecord
 
     frames = read_frames(inp)
     init = next(frames, None)
@@ -75,22 +74,12 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
         for msg in frames:
             op = msg.get("op")
             if op == "traces":
-                built = failed = 0
-                for r in msg["records"]:
-                    try:
-                        builder.build(TraceRecord.from_json(r))
-                        built += 1
-                    except Exception:
-                        failed += 1
-                        log.exception("building a trace failed")
-                answer(built=built, failed=failed)
+                built, failed = builder.build_all(msg["records"])
+                answer(built=built, failed=failed)  # before the export, which may hang
                 if not builder.export():
                     log.warning("%d traces could not be delivered to Langfuse", built)
             elif op == "score":
-                try:
-                    builder.score(**msg["score"])
-                except Exception:
-                    log.exception("recording a score failed")
+                builder.score(**msg["score"])
             elif op == "flush":
                 builder.flush()
                 answer(flushed=msg["id"])

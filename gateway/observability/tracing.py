@@ -277,15 +277,11 @@ class Tracer:
         if builder is None:
             self._send({"op": "traces", "records": [r.to_json() for r in records]}, len(records))
             return
-        for rec in records:
-            try:
-                builder.build(rec)
-                self.built += 1
-            except Exception:
-                self.failed += 1
-                log.exception("building a trace failed")
+        built, failed = builder.build_all(records)
+        self.built += built
+        self.failed += failed
         if not builder.export():
-            log.warning("%d traces could not be delivered to Langfuse", len(records))
+            log.warning("%d traces could not be delivered to Langfuse", built)
 
     # --- the worker process -----------------------------------------------------------------
     def _spawn(self) -> None:
