@@ -540,25 +540,23 @@ def run_variant(variant: Variant, args: argparse.Namespace, work: Path) -> dict[
     }
 
 
-def _sanity(gw_url: str, body: bytes) -> None:
-    req = urllib.request.Request(
-        gw_url + "/v1/chat/completions",
-        data=body,
-        method="POST",
-        headers={"authorization": f"Bearer {API_KEY}", "content-type": "application/json"},
+def chat_post(url: str, body: bytes, key: str | None = API_KEY) -> urllib.request.Request:
+    """One chat request to a gateway under test, for the checks made before a load."""
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    return urllib.request.Request(
+        url + "/v1/chat/completions", data=body, method="POST", headers=headers
     )
-    with urllib.request.urlopen(req, timeout=10) as r:
+
+
+def _sanity(gw_url: str, body: bytes) -> None:
+    with urllib.request.urlopen(chat_post(gw_url, body), timeout=10) as r:
         got = orjson.loads(r.read())
     if got.get("object") != "chat.completion":
         raise RuntimeError(f"gateway answered {got!r}")
-    bad = urllib.request.Request(
-        gw_url + "/v1/chat/completions",
-        data=body,
-        method="POST",
-        headers={"content-type": "application/json"},
-    )
     try:
-        urllib.request.urlopen(bad, timeout=10)
+        urllib.request.urlopen(chat_post(gw_url, body, key=None), timeout=10)
     except urllib.error.HTTPError as e:
         if e.code != 401:
             raise RuntimeError(f"auth is not on: a keyless request got {e.code}") from None

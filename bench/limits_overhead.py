@@ -34,6 +34,7 @@ from bench.gateway_overhead import (
     MODEL,
     ROOT,
     Variant,
+    chat_post,
     chat_request,
     cpu_seconds,
     free_port,
@@ -104,16 +105,7 @@ def serve(config_file: str) -> None:
 
 
 def _check(url: str, body: bytes, expect_limits: bool) -> None:
-    req = urllib.request.Request(
-        url + "/v1/chat/completions",
-        data=body,
-        method="POST",
-        headers={
-            "content-type": "application/json",
-            "authorization": "Bearer sk-bench-0123456789abcdef",
-        },
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
+    with urllib.request.urlopen(chat_post(url, body), timeout=10) as r:
         assert r.status == 200
         has = "x-ratelimit-limit-requests" in r.headers
         if has != expect_limits:

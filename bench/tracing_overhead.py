@@ -34,12 +34,12 @@ from pathlib import Path
 import orjson
 
 from bench.gateway_overhead import (
-    API_KEY,
     CLK_TCK,
     MODEL,
     ROOT,
     STREAM_MODEL,
     Variant,
+    chat_post,
     chat_request,
     cpu_seconds,
     free_port,
@@ -162,13 +162,7 @@ def variants(langfuse_url: str) -> dict[str, Variant]:
 
 
 def traced(url: str, body: bytes) -> bool:
-    req = urllib.request.Request(
-        url + "/v1/chat/completions",
-        data=body,
-        method="POST",
-        headers={"content-type": "application/json", "authorization": f"Bearer {API_KEY}"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
+    with urllib.request.urlopen(chat_post(url, body), timeout=10) as r:
         if r.status != 200:
             raise RuntimeError(f"{url}: status {r.status}")
         return "x-trace-id" in r.headers
