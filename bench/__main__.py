@@ -70,9 +70,9 @@ def inspect_module(name: str) -> tuple[bool, bool | None]:
 def engine_missing() -> str | None:
     """Why the default local engine cannot start now, or ``None`` when it is prepared."""
     try:
-        from gateway.engine import DEFAULT_MODEL, EngineSpec, is_engine_venv_ready, model_dir
+        from engine import DEFAULT_MODEL, EngineSpec, is_engine_venv_ready, model_dir
     except ImportError as e:
-        return f"gateway.engine does not import ({e})"
+        return f"engine does not import ({e})"
     spec = EngineSpec(model=DEFAULT_MODEL)
     if not is_engine_venv_ready(spec.backend):
         return f"the {spec.backend} engine venv is not installed"

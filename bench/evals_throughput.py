@@ -50,15 +50,15 @@ def _fake_stack(delay: float) -> tuple[str, list[Any]]:
 
 def _engine_stack() -> tuple[str, list[Any]] | None:
     """The real gateway with a local engine (the default model), or None if none is prepared."""
-    from gateway import GatewayConfig
-    from gateway.engine import (
+    from common import llmops_home
+    from engine import (
         DEFAULT_MODEL,
         is_engine_venv_ready,
-        llmops_home,
         model_dir,
         verify_manifest,
     )
-    from gateway.plugins import default_plugins
+    from gateway import GatewayConfig
+    from gateway._plugins import default_plugins
     from tests.fakes.servers import GatewayServer
 
     home = llmops_home()

@@ -81,11 +81,11 @@ def serve(config_file: str) -> None:
     """Serve like ``llmops serve``, adding the limits plug-in if the defaults lack it."""
     import uvicorn
 
-    from gateway.app import GatewayApp
-    from gateway.config import load_config
+    from gateway._app import GatewayApp
+    from gateway._config import load_config
+    from gateway._plugins import default_plugins
     from gateway.limits import limits_plugin
-    from gateway.limits.edge import bounded_httptools
-    from gateway.plugins import default_plugins
+    from gateway.limits._edge import bounded_httptools
 
     cfg = load_config(config_file)
     cfg.auth.keys[0].team = "bench-team"

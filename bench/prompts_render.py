@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/prompts_render.py [--n 20000]
 
-Runs ``gateway.prompt_resolution.resolve_prompt`` on dict bodies against the shipped templates
+Runs ``gateway._prompt_resolution.resolve_prompt`` on dict bodies against the shipped templates
 (registry from the working tree), single-threaded, and reports CPU microseconds per call: a body
 without ``prompt`` (the floor), each shipped prompt, and a canary lookup with a sticky user.
 Retrieval is an in-memory coroutine returning fixed hits, so only our own work is measured.
@@ -16,14 +16,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.prompt_resolution import resolve_prompt
+from gateway._prompt_resolution import resolve_prompt
 from prompts import PromptRegistry
 
 HITS = [
-    {"id": f"d{i}", "score": 0.9 - i / 10, "text": "Paris is the capital of France. " * 8,
-     "source": f"doc{i}.md", "metadata": {}}
+    {
+        "id": f"d{i}",
+        "score": 0.9 - i / 10,
+        "text": "Paris is the capital of France. " * 8,
+        "source": f"doc{i}.md",
+        "metadata": {},
+    }
     for i in range(3)
-]  # fmt: skip
+]
 
 
 async def retrieve(collection: str, query: str, top_k: int, filters: Any) -> list[dict[str, Any]]:
@@ -35,17 +40,28 @@ def bodies() -> dict[str, dict[str, Any]]:
     text = "The meeting moved to Friday. Bring the budget report. " * 20
     return {
         "no prompt": {"model": "m", "messages": msgs},
-        "summarise": {"model": "m", "messages": [],
-                      "prompt": {"id": "summarise", "variables": {"text": text}}},
-        "extract-json": {"model": "m", "messages": [],
-                         "prompt": {"id": "extract-json", "variables": {"text": text}}},
-        "rag-answer (retrieval)": {"model": "m", "messages": [],
-                                   "prompt": {"id": "rag-answer",
-                                              "variables": {"question": "Capital of France?"}}},
-        "summarise@production user=u1": {"model": "m", "messages": [], "user": "u1",
-                                         "prompt": {"id": "summarise", "version": "production",
-                                                    "variables": {"text": text}}},
-    }  # fmt: skip
+        "summarise": {
+            "model": "m",
+            "messages": [],
+            "prompt": {"id": "summarise", "variables": {"text": text}},
+        },
+        "extract-json": {
+            "model": "m",
+            "messages": [],
+            "prompt": {"id": "extract-json", "variables": {"text": text}},
+        },
+        "rag-answer (retrieval)": {
+            "model": "m",
+            "messages": [],
+            "prompt": {"id": "rag-answer", "variables": {"question": "Capital of France?"}},
+        },
+        "summarise@production user=u1": {
+            "model": "m",
+            "messages": [],
+            "user": "u1",
+            "prompt": {"id": "summarise", "version": "production", "variables": {"text": text}},
+        },
+    }
 
 
 async def main(n: int, reg: PromptRegistry) -> None:

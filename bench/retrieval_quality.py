@@ -98,12 +98,12 @@ def recall_at(ranked: list[str], relevant: set[str], k: int = 10) -> float:
 
 
 def main() -> None:
+    from common import llmops_home
     from retrieval import (
         RetrievalConfig,
         Retriever,
         SearchConfig,
         StoreConfig,
-        default_home,
         make_embedder,
     )
 
@@ -114,7 +114,7 @@ def main() -> None:
         "--json", type=Path, default=Path(__file__).parent / "out" / "retrieval_quality.json"
     )
     args = ap.parse_args()
-    home = default_home()
+    home = llmops_home()
     src = locate(args.data, home)
     docs_dir = home / "bench-data" / "tau2_banking_docs"
     n_docs = write_docs(src, docs_dir)
@@ -158,8 +158,10 @@ def main() -> None:
             "recall@10": round(sum(rc) / len(rc), 4),
             "seconds": round(time.perf_counter() - t1, 1),
         }
-        print(f"  {label:28s} nDCG@10 {results[label]['ndcg@10']:.4f}  "
-              f"Recall@10 {results[label]['recall@10']:.4f}")  # fmt: skip
+        print(
+            f"  {label:28s} nDCG@10 {results[label]['ndcg@10']:.4f}  "
+            f"Recall@10 {results[label]['recall@10']:.4f}"
+        )
     retriever.close()
     best_single = max(results["dense"]["ndcg@10"], results["bm25"]["ndcg@10"])
     hybrid = results["hybrid rrf k=2"]["ndcg@10"]

@@ -16,9 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-
-def llmops_home() -> Path:
-    return Path(os.environ.get("LLMOPS_HOME") or Path.home() / ".cache" / "llmops")
+from common import llmops_home
 
 
 def default_cache_dir() -> Path:

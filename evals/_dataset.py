@@ -12,10 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from common import QUESTION_VARS
 from evals._errors import SuiteError
 from evals._suite import NEEDS_CONTEXTS, NEEDS_REFERENCE, RETRIEVAL_METRICS, Suite
-
-_QUESTION_VARS = ("question", "query", "input", "text", "prompt")
 
 
 class Case(BaseModel):
@@ -40,7 +39,7 @@ class Case(BaseModel):
         """The user's question, for judges that ask "does the answer address the question"."""
         if var is not None and var in self.vars:
             return str(self.vars[var])
-        for k in _QUESTION_VARS:
+        for k in QUESTION_VARS:
             if isinstance(self.vars.get(k), str):
                 return str(self.vars[k])
         for m in reversed(self.messages or []):

@@ -12,7 +12,7 @@ Per metric, with scores oriented so that higher is better and ``m = max_regressi
 
 from __future__ import annotations
 
-from evals._results import MetricVerdict, RunResult, SuiteVerdict
+from evals._results import GateSettings, MetricVerdict, RunResult, SuiteVerdict
 from evals._stats import bootstrap_mean_ci, classify, stable_seed
 from evals._suite import MetricSpec, Suite
 
@@ -96,6 +96,7 @@ def gate_run(suite: Suite, run: RunResult) -> SuiteVerdict:
         metrics=verdicts,
         head=run,
         confidence=suite.gate.confidence,
+        gate=GateSettings.of(suite),
     )
 
 
@@ -168,4 +169,5 @@ def gate_compare(suite: Suite, base: RunResult, head: RunResult) -> SuiteVerdict
         base=base,
         head=head,
         confidence=g.confidence,
+        gate=GateSettings.of(suite),
     )

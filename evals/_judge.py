@@ -12,9 +12,10 @@ import math
 import os
 from typing import Any
 
+from common import ragas_embeddings, ragas_llm
 from evals._dataset import Case
 from evals._results import Generation
-from evals._semantic import Embedder, ragas_embeddings
+from evals._semantic import Embedder
 from evals._suite import MetricSpec, Suite
 
 
@@ -40,16 +41,10 @@ class Judge:
 
     def _get_llm(self) -> Any:
         if self._llm is None:
-            os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
-            from openai import AsyncOpenAI
-            from ragas.llms import llm_factory
-
             j, t = self.suite.judge, self.suite.target
             base = j.base_url or t.resolved_base_url()
-            base = base.rstrip("/") if base.rstrip("/").endswith("/v1") else base + "/v1"
             key = os.environ.get(j.api_key_env or t.api_key_env) or "sk-no-key"
-            client = AsyncOpenAI(base_url=base, api_key=key, timeout=j.timeout_s, max_retries=1)
-            self._llm = llm_factory(self.model, client=client)
+            self._llm = ragas_llm(self.model, base, key, j.timeout_s)
         return self._llm
 
     def _metric(self, kind: str) -> Any:
@@ -66,7 +61,7 @@ class Judge:
                 self._metrics[kind] = Faithfulness(llm=llm)
             elif kind == "answer_relevancy":
                 self._metrics[kind] = AnswerRelevancy(
-                    llm=llm, embeddings=ragas_embeddings(self.embedder)
+                    llm=llm, embeddings=ragas_embeddings(self.embedder.encode)
                 )
             elif kind == "context_precision":
                 self._metrics[kind] = ContextPrecision(llm=llm)

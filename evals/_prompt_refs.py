@@ -7,10 +7,10 @@ the working tree is read, so uncommitted edits can be evaluated on a laptop.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import Git, GitError
 from evals._errors import PromptMissing, TargetError
 
 
@@ -26,17 +26,12 @@ class ResolvedPrompt:
 
 
 def git_toplevel(start: Path) -> Path:
+    """The work tree root holding ``start`` (``start`` itself outside git)."""
     try:
-        out = subprocess.run(
-            ["git", "-C", str(start), "rev-parse", "--show-toplevel"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return start.resolve()
-    return Path(out.stdout.strip())
+        root = Git(start).toplevel()
+    except GitError:
+        root = None
+    return root if root is not None else start.resolve()
 
 
 def resolve_prompt(
@@ -67,13 +62,6 @@ def resolve_prompt(
 def merge_base(repo: Path, a: str, b: str) -> str:
     """``git merge-base a b`` (what a pull request is compared against)."""
     try:
-        out = subprocess.run(
-            ["git", "-C", str(repo), "merge-base", a, b],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        )
-    except subprocess.CalledProcessError as e:
-        raise TargetError(f"git merge-base {a} {b}: {e.stderr.strip()}") from None
-    return out.stdout.strip()
+        return Git(repo).merge_base(a, b)
+    except GitError as e:
+        raise TargetError(str(e)) from None

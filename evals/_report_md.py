@@ -1,6 +1,14 @@
-"""Markdown report for a pull-request comment: verdict first, then numbers, then worst cases."""
+"""Markdown report for a pull-request comment: verdict first, then numbers, then worst cases.
+
+The case ranking (``rank_cases``) and the case anchors (``case_anchor``) are shared with the HTML
+report, so the five cases the comment links are the first five rows of the HTML table.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
 
 from evals._results import CaseResult, MetricVerdict, RunResult, SuiteVerdict, TargetInfo
 
@@ -43,31 +51,112 @@ def verdict_word(v: SuiteVerdict) -> str:
     return "PASS" if v.passed else "FAIL"
 
 
-def worst_cases(v: SuiteVerdict, limit: int = 5) -> list[tuple[MetricVerdict, str, float]]:
-    """(metric, case, value) for the cases that hurt most.
+def case_anchor(suite: str, case_id: str) -> str:
+    """The HTML id of a case's row, ``case-<suite>-<id>``; characters outside ``[A-Za-z0-9_.-]``
+    become ``-`` and then a short hash keeps two such ids apart."""
+    raw = f"case-{suite}-{case_id}"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
+    if slug != raw:
+        slug += "-" + hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return slug
 
-    compare: the most negative (oriented) per-case deltas, failing metrics first; run: the cases
-    under a metric's threshold, lowest first.
+
+@dataclass(frozen=True, slots=True)
+class CaseChange:
+    """How one case moved. ``verdicts`` per metric: compare ``regressed``/``improved``/
+    ``unchanged``, run ``below``/``meets`` (its threshold); a metric without a pair (or without a
+    threshold, in a run) is absent. ``metric``/``value``: what moved it most (compare: that
+    metric's delta head - base; run: its score)."""
+
+    case_id: str
+    verdict: str
+    verdicts: dict[str, str] = field(default_factory=dict)
+    metric: MetricVerdict | None = None
+    value: float | None = None
+    worse: bool = False
+
+
+_FAILING = ("fail", "error")
+
+
+def rank_cases(v: SuiteVerdict) -> list[CaseChange]:
+    """Every head case, the largest regression first.
+
+    Per metric a case's change is oriented (positive = better) and divided by the largest change
+    of that metric over all cases, so metrics on different scales compare. Order: the worst change
+    on a failing metric, then the sum over the failing metrics, then the worst change on any
+    metric; ties keep dataset order (so noise on a passing metric, latency say, does not reorder
+    cases that failed alike). A run (no base) ranks by the distance to each metric's threshold.
     """
-    out: list[tuple[MetricVerdict, str, float]] = []
-    order = {"error": 0, "fail": 1, "inconclusive": 2}
-    for m in sorted(v.metrics, key=lambda m: order.get(m.status, 3)):
+    compare = v.mode == "compare"
+    raw: dict[str, dict[str, float]] = {}  # metric -> case -> oriented change
+    for m in v.metrics:
         sign = 1.0 if m.higher_is_better else -1.0
-        if v.mode == "compare":
-            items = [(c, sign * d) for c, d in m.deltas.items() if sign * d < 0]
+        if compare:
+            raw[m.metric] = {c: sign * d for c, d in m.deltas.items()}
         elif m.threshold is not None:
-            items = [
-                (c.case_id, sign * s)
+            raw[m.metric] = {
+                c.case_id: sign * (s - m.threshold)
                 for c in v.head.cases
-                if (s := c.scores.get(m.metric)) is not None and sign * s < sign * m.threshold
-            ]
-        else:
-            items = []
-        items.sort(key=lambda x: x[1])
-        out.extend((m, cid, d) for cid, d in items[:3])
-        if len(out) >= limit:
-            break
-    return out[:limit]
+                if (s := c.scores.get(m.metric)) is not None
+            }
+    scale = {k: max((abs(x) for x in xs.values()), default=0.0) or 1.0 for k, xs in raw.items()}
+    words = ("regressed", "improved", "unchanged") if compare else ("below", "meets", "meets")
+    ranked: list[tuple[tuple[float, float, float], CaseChange]] = []
+    for c in v.head.cases:
+        norm: dict[str, float] = {}
+        verdicts: dict[str, str] = {}
+        for m in v.metrics:
+            o = raw.get(m.metric, {}).get(c.case_id)
+            if o is None:
+                continue
+            n = o / scale[m.metric]
+            norm[m.metric] = n
+            verdicts[m.metric] = words[0] if n < -1e-9 else words[1] if n > 1e-9 else words[2]
+        failing = [n for k, n in norm.items() if _status(v, k) in _FAILING]
+        key = (min(failing, default=0.0), sum(failing), min(norm.values(), default=0.0))
+        worst = _worst_metric(v, norm, key)
+        value = None
+        if worst is not None:
+            value = worst.deltas.get(c.case_id) if compare else c.scores.get(worst.metric)
+        found = set(verdicts.values())
+        verdict = next((w for w in words if w in found), "unpaired" if compare else "unscored")
+        change = CaseChange(c.case_id, verdict, verdicts, worst, value, worse=key[2] < 0)
+        ranked.append((key, change))
+    ranked.sort(key=lambda kv: kv[0])
+    return [c for _, c in ranked]
+
+
+def _status(v: SuiteVerdict, metric: str) -> str:
+    return next((m.status for m in v.metrics if m.metric == metric), "pass")
+
+
+def _worst_metric(
+    v: SuiteVerdict, norm: dict[str, float], key: tuple[float, float, float]
+) -> MetricVerdict | None:
+    """The metric behind the ranking key: the worst failing one, else the worst one, else the one
+    that moved most (an improvement)."""
+    by_id = {m.metric: m for m in v.metrics}
+    if key[0] < 0:
+        target = key[0]
+        pick = next(k for k, n in norm.items() if n == target and by_id[k].status in _FAILING)
+    elif key[2] < 0:
+        pick = next(k for k, n in norm.items() if n == key[2])
+    elif norm and max(norm.values()) > 0:
+        pick = max(norm, key=lambda k: norm[k])
+    else:
+        return None
+    return by_id[pick]
+
+
+def worst_cases(v: SuiteVerdict, limit: int = 5) -> list[CaseChange]:
+    """The cases that got worse (compare) or miss a threshold (run), worst first."""
+    return [c for c in rank_cases(v) if c.worse][:limit]
+
+
+def _code(s: str) -> str:
+    """``s`` as an inline code span that a table cell survives."""
+    return "`" + " ".join(s.split()).replace("`", "'").replace("|", "\\|") + "`"
 
 
 def _answer(run: RunResult | None, case_id: str) -> str:
@@ -80,7 +169,7 @@ def _answer(run: RunResult | None, case_id: str) -> str:
     return f"ERROR: {g.error}" if g.error else g.text
 
 
-def suite_markdown(v: SuiteVerdict) -> str:
+def suite_markdown(v: SuiteVerdict, html_href: str = "report.html") -> str:
     lines = [f"### {'✅' if v.passed else '❌'} `{v.suite}`: {verdict_word(v)}", ""]
     if v.base is not None:
         lines.append(f"- base: {target_line(v.base.target)}")
@@ -120,22 +209,31 @@ def suite_markdown(v: SuiteVerdict) -> str:
             )
     worst = worst_cases(v)
     if worst:
-        lines += ["", "<details><summary>Worst cases</summary>", ""]
+        n_worse = sum(1 for c in rank_cases(v) if c.worse)
+        what = "got worse" if v.mode == "compare" else "miss a threshold"
+        lines += [
+            "",
+            f"<details><summary>Worst cases ({len(worst)} of {n_worse} that {what}; every case, "
+            f"filterable, in {html_href})</summary>",
+            "",
+        ]
         if v.mode == "compare":
             lines.append("| case | metric | delta | base answer | head answer |")
             lines.append("|---|---|---:|---|---|")
-            for m, cid, _ in worst:
-                lines.append(
-                    f"| `{cid}` | `{m.metric}` | {fmt_delta(m.deltas.get(cid))} | "
-                    f"{_cell(_answer(v.base, cid))} | {_cell(_answer(v.head, cid))} |"
-                )
         else:
             lines.append("| case | metric | score | answer |")
             lines.append("|---|---|---:|---|")
-            for m, cid, s in worst:
-                score = s if m.higher_is_better else -s
+        for c in worst:
+            link = f"[{_code(c.case_id)}]({html_href}#{case_anchor(v.suite, c.case_id)})"
+            metric = _code(c.metric.metric) if c.metric else "–"
+            if v.mode == "compare":
                 lines.append(
-                    f"| `{cid}` | `{m.metric}` | {fmt(score)} | {_cell(_answer(v.head, cid))} |"
+                    f"| {link} | {metric} | {fmt_delta(c.value)} | "
+                    f"{_cell(_answer(v.base, c.case_id))} | {_cell(_answer(v.head, c.case_id))} |"
+                )
+            else:
+                lines.append(
+                    f"| {link} | {metric} | {fmt(c.value)} | {_cell(_answer(v.head, c.case_id))} |"
                 )
         lines += ["", "</details>"]
     runs = [r for r in (v.base, v.head) if r is not None]
@@ -149,7 +247,8 @@ def suite_markdown(v: SuiteVerdict) -> str:
     return "\n".join(lines)
 
 
-def markdown_report(verdicts: list[SuiteVerdict]) -> str:
+def markdown_report(verdicts: list[SuiteVerdict], html_href: str = "report.html") -> str:
+    """The pull-request comment; ``html_href`` is where the HTML report is (its case anchors)."""
     ok = all(v.passed for v in verdicts)
     n_fail = sum(1 for v in verdicts if not v.passed)
     head = (
@@ -175,7 +274,7 @@ def markdown_report(verdicts: list[SuiteVerdict]) -> str:
         )
     lines.append("")
     for v in verdicts:
-        lines.append(suite_markdown(v))
+        lines.append(suite_markdown(v, html_href))
     return "\n".join(lines)
 
 

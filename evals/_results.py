@@ -5,9 +5,12 @@ Plain pydantic models so the JSON report is their dump and every other report re
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from evals._suite import Suite
 
 
 class Generation(BaseModel):
@@ -50,6 +53,28 @@ class TargetInfo(BaseModel):
     model: str | None = None
     base_url: str = ""
     render: str = "gateway"
+    prompt_text: str | None = Field(
+        None, description="the prompt template as evaluated (template_source), for the diff"
+    )
+
+
+def template_source(template: object) -> str | None:
+    """A parsed prompt template as canonical YAML (multi-line strings as blocks, no folding), so
+    the report can diff base against head line by line; None for anything else."""
+    dump = getattr(template, "model_dump", None)
+    if dump is None:
+        return None
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _str(d: yaml.SafeDumper, s: str) -> yaml.ScalarNode:
+        return d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None)
+
+    _Dumper.add_representer(str, _str)
+    data = dump(mode="json", exclude_defaults=True, by_alias=True)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=10**6)
 
 
 class RunResult(BaseModel):
@@ -96,6 +121,34 @@ class MetricVerdict(BaseModel):
     deltas: dict[str, float] = Field(default_factory=dict, description="per case, head - base")
 
 
+class GateSettings(BaseModel):
+    """The suite settings a verdict was decided with (``gate``, ``judge.max_failure_rate``,
+    repeats, seed), so a report can say how strict the gate was."""
+
+    confidence: float = 0.95
+    bootstrap_samples: int = 2000
+    inconclusive: Literal["pass", "fail"] = "pass"
+    min_cases: int = 5
+    max_error_rate: float = 0.0
+    judge_max_failure_rate: float = 0.1
+    repeats: int = 1
+    seed: int = 0
+
+    @classmethod
+    def of(cls, suite: Suite) -> GateSettings:
+        g = suite.gate
+        return cls(
+            confidence=g.confidence,
+            bootstrap_samples=g.bootstrap_samples,
+            inconclusive=g.inconclusive,
+            min_cases=g.min_cases,
+            max_error_rate=g.max_error_rate,
+            judge_max_failure_rate=suite.judge.max_failure_rate,
+            repeats=suite.repeats,
+            seed=suite.seed,
+        )
+
+
 class SuiteVerdict(BaseModel):
     suite: str
     mode: Literal["run", "compare"]
@@ -106,3 +159,4 @@ class SuiteVerdict(BaseModel):
     base: RunResult | None = None
     head: RunResult
     confidence: float = 0.95
+    gate: GateSettings | None = Field(None, description="settings used; None in older reports")

@@ -22,7 +22,14 @@ from evals._generate import Request, build_request, generate
 from evals._judge import Judge, JudgeFailure
 from evals._metrics import load_schema, score_plain
 from evals._prompt_refs import ResolvedPrompt
-from evals._results import CaseResult, Generation, RepeatResult, RunResult, TargetInfo
+from evals._results import (
+    CaseResult,
+    Generation,
+    RepeatResult,
+    RunResult,
+    TargetInfo,
+    template_source,
+)
 from evals._semantic import Embedder
 from evals._suite import MetricSpec, Suite
 
@@ -65,6 +72,16 @@ async def _preflight(client: Any, base_url: str, model: str) -> None:
         raise TargetError(f"gateway {base_url} is unreachable: {type(e).__name__}: {e}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One (case, repeat) of a run: its request and the cache key of its generation."""
+
+    case: Case
+    repeat: int
+    request: Request
+    key: str
+
+
 async def run_suite(
     suite: Suite,
     cases: list[Case],
@@ -76,56 +93,174 @@ async def run_suite(
 ) -> RunResult:
     """Evaluate ``cases`` with ``prompt``/``model``; the result holds every output and score."""
     t0 = time.perf_counter()
-    t = suite.target
-    model = model or t.model
-    base_url = t.resolved_base_url()
-    plan: list[tuple[Case, int, Request, str]] = []
+    base_url = suite.target.resolved_base_url()
+    plan = _plan(suite, cases, prompt, model or suite.target.model)
+    served_model = plan[0].request.model
+    cached = {s.key: ctx.cache.get(s.key) for s in plan}
+    reps, counters = await _execute(suite, ctx, plan, cached, base_url, served_model)
+    results = _case_results(suite, cases, plan, reps)
+    return RunResult(
+        suite=suite.name,
+        target=_target_info(suite, label, prompt, served_model, base_url),
+        cases=results,
+        generations=counters.generations,
+        generation_errors=counters.errors,
+        judge_calls=counters.judge_calls,
+        judge_failures=counters.judge_failures,
+        cache_hits=sum(1 for v in cached.values() if v is not None),
+        cache_misses=sum(1 for v in cached.values() if v is None),
+        wall_s=time.perf_counter() - t0,
+        means=_means(suite, results),
+    )
+
+
+def _plan(
+    suite: Suite, cases: list[Case], prompt: ResolvedPrompt | None, model: str | None
+) -> list[_Step]:
+    """Every request of the run, built before anything is sent: a template that cannot render
+    a case is a suite error (TargetError), not one failed case among many."""
+    plan: list[_Step] = []
     for case in cases:
         for r in range(suite.repeats):
             try:
                 req = build_request(suite, case, r, prompt, model)
-            except Exception as e:  # a template that cannot render a case is a suite error
+            except Exception as e:
                 raise TargetError(f"case {case.id!r}: cannot build the request: {e}") from None
-            plan.append((case, r, req, cache_key("generation", req.key_parts)))
-    served_model = plan[0][2].model
-    cached = {k: ctx.cache.get(k) for *_, k in plan}
+            plan.append(_Step(case, r, req, cache_key("generation", req.key_parts)))
+    return plan
+
+
+async def _execute(
+    suite: Suite,
+    ctx: RunContext,
+    plan: list[_Step],
+    cached: dict[str, Any],
+    base_url: str,
+    served_model: str,
+) -> tuple[list[RepeatResult], _Counters]:
+    """Run every step concurrently, in plan order; the gateway is checked first only when some
+    generation is not cached, so a fully cached re-run sends nothing."""
+    t = suite.target
     client = _client(base_url, t.api_key(), t.timeout_s)
     try:
         if any(v is None for v in cached.values()):
             await _preflight(client, base_url, served_model)
-        judge = Judge(suite, ctx.embedder)
-        schemas = {m.id: load_schema(m, suite.base_dir) for m in suite.metrics}
-        gen_sem = asyncio.Semaphore(suite.concurrency)
-        judge_sem = asyncio.Semaphore(suite.judge.concurrency or suite.concurrency)
-        counters = _Counters()
-
-        async def one(case: Case, r: int, req: Request, key: str) -> RepeatResult:
-            hit = cached.get(key)
-            if hit is not None:
-                gen = Generation.model_validate(hit)
-                gen.cached = True
-            else:
-                async with gen_sem:
-                    gen = await generate(client, req, suite)
-                if gen.error is None:
-                    ctx.cache.put(key, gen.model_dump(exclude={"cached"}))
-            counters.generations += 1
-            if gen.error is not None:
-                counters.errors += 1
-            rep = RepeatResult(repeat=r, generation=gen)
-            for m in suite.metrics:
-                await _score(m, case, gen, rep, judge, judge_sem, ctx, schemas, counters)
-            if ctx.on_step is not None:
-                ctx.on_step()
-            return rep
-
-        reps = await asyncio.gather(*(one(*p) for p in plan))
+        worker = _Worker(
+            suite=suite,
+            ctx=ctx,
+            client=client,
+            cached=cached,
+            judge=Judge(suite, ctx.embedder),
+            schemas={m.id: load_schema(m, suite.base_dir) for m in suite.metrics},
+            gen_sem=asyncio.Semaphore(suite.concurrency),
+            judge_sem=asyncio.Semaphore(suite.judge.concurrency or suite.concurrency),
+        )
+        reps = await asyncio.gather(*(worker.run(s) for s in plan))
     finally:
         await client.close()
+    return list(reps), worker.counters
 
+
+@dataclass
+class _Worker:
+    """What every step of one run shares: the client, cache hits, concurrency limits, the
+    judge, parsed JSON schemas and the counters."""
+
+    suite: Suite
+    ctx: RunContext
+    client: Any
+    cached: dict[str, Any]
+    judge: Judge
+    schemas: dict[str, Any]
+    gen_sem: asyncio.Semaphore
+    judge_sem: asyncio.Semaphore
+    counters: _Counters = field(default_factory=_Counters)
+
+    async def run(self, step: _Step) -> RepeatResult:
+        """Generate (or take from the cache), then score every metric; never raises for the
+        case's own failures, which are recorded on the result."""
+        gen = await self._generation(step)
+        self.counters.generations += 1
+        if gen.error is not None:
+            self.counters.errors += 1
+        rep = RepeatResult(repeat=step.repeat, generation=gen)
+        for m in self.suite.metrics:
+            await self._score(m, step.case, gen, rep)
+        if self.ctx.on_step is not None:
+            self.ctx.on_step()
+        return rep
+
+    async def _generation(self, step: _Step) -> Generation:
+        """The cached generation, else a fresh one; only successful ones are cached, so a
+        transient error is retried on the next run."""
+        hit = self.cached.get(step.key)
+        if hit is not None:
+            gen = Generation.model_validate(hit)
+            gen.cached = True
+            return gen
+        async with self.gen_sem:
+            gen = await generate(self.client, step.request, self.suite)
+        if gen.error is None:
+            self.ctx.cache.put(step.key, gen.model_dump(exclude={"cached"}))
+        return gen
+
+    async def _score(self, m: MetricSpec, case: Case, gen: Generation, rep: RepeatResult) -> None:
+        """Score one metric into ``rep``; a failed generation scores None (not 0), so it counts
+        as an error in the gate rather than as a bad answer."""
+        if gen.error is not None:
+            rep.scores[m.id] = None
+            return
+        if m.type == "semantic_similarity":
+            rep.scores[m.id] = await self._semantic(case, gen)
+            return
+        if m.judged:
+            await self._judged(m, case, gen, rep)
+            return
+        rep.scores[m.id] = score_plain(m, case, gen, self.schemas.get(m.id))
+
+    async def _semantic(self, case: Case, gen: Generation) -> float:
+        """Embedding similarity to the references, cached by model, answer and references."""
+        ctx = self.ctx
+        key = cache_key(
+            "semantic", {"model": EMBED_MODEL_ID, "text": gen.text, "refs": case.references}
+        )
+        hit = ctx.cache.get(key)
+        if hit is not None:
+            return float(hit["score"])
+        score = await ctx.embedder.similarity(gen.text, case.references)
+        ctx.cache.put(key, {"score": score})
+        return score
+
+    async def _judged(self, m: MetricSpec, case: Case, gen: Generation, rep: RepeatResult) -> None:
+        """An LLM judge's score, cached; a judge failure leaves the score None and is counted
+        (the gate fails closed above ``judge.max_failure_rate``), it never raises."""
+        ctx = self.ctx
+        self.counters.judge_calls += 1
+        key = cache_key("judge", self.judge.key_parts(m, case, gen))
+        hit = ctx.cache.get(key)
+        if hit is not None:
+            rep.scores[m.id] = float(hit["score"])
+            return
+        try:
+            async with self.judge_sem:
+                score = await self.judge.score(m, case, gen)
+        except JudgeFailure as e:
+            self.counters.judge_failures += 1
+            rep.scores[m.id] = None
+            rep.judge_errors[m.id] = str(e)
+            return
+        ctx.cache.put(key, {"score": score})
+        rep.scores[m.id] = score
+
+
+def _case_results(
+    suite: Suite, cases: list[Case], plan: list[_Step], reps: list[RepeatResult]
+) -> list[CaseResult]:
+    """Repeats grouped back by case (in dataset order), each metric averaged over the repeats
+    that scored it (a failed generation has no score and does not count as 0)."""
     by_case: dict[str, list[RepeatResult]] = {}
-    for (case, *_), rep in zip(plan, reps, strict=True):
-        by_case.setdefault(case.id, []).append(rep)
+    for step, rep in zip(plan, reps, strict=True):
+        by_case.setdefault(step.case.id, []).append(rep)
     results: list[CaseResult] = []
     for case in cases:
         rs = by_case[case.id]
@@ -141,11 +276,23 @@ async def run_suite(
                 case_id=case.id, repeats=rs, scores=scores, input=inp, references=case.references
             )
         )
+    return results
+
+
+def _means(suite: Suite, results: list[CaseResult]) -> dict[str, float | None]:
+    """Each metric's mean over the cases that have a score (None when none has)."""
     means: dict[str, float | None] = {}
     for m in suite.metrics:
         vals = [x for x in (c.scores.get(m.id) for c in results) if x is not None]
         means[m.id] = fmean(vals) if vals else None
-    info = TargetInfo(
+    return means
+
+
+def _target_info(
+    suite: Suite, label: str, prompt: ResolvedPrompt | None, served_model: str, base_url: str
+) -> TargetInfo:
+    """What was evaluated, as the reports name it: prompt version and ref, model, gateway."""
+    return TargetInfo(
         label=label,
         prompt=prompt.name if prompt else None,
         version=prompt.version if prompt else None,
@@ -153,65 +300,6 @@ async def run_suite(
         ref=prompt.ref if prompt else None,
         model=served_model,
         base_url=base_url,
-        render=t.render,
+        render=suite.target.render,
+        prompt_text=template_source(prompt.template) if prompt else None,
     )
-    return RunResult(
-        suite=suite.name,
-        target=info,
-        cases=results,
-        generations=counters.generations,
-        generation_errors=counters.errors,
-        judge_calls=counters.judge_calls,
-        judge_failures=counters.judge_failures,
-        cache_hits=sum(1 for v in cached.values() if v is not None),
-        cache_misses=sum(1 for v in cached.values() if v is None),
-        wall_s=time.perf_counter() - t0,
-        means=means,
-    )
-
-
-async def _score(
-    m: MetricSpec,
-    case: Case,
-    gen: Generation,
-    rep: RepeatResult,
-    judge: Judge,
-    judge_sem: asyncio.Semaphore,
-    ctx: RunContext,
-    schemas: dict[str, Any],
-    counters: _Counters,
-) -> None:
-    if gen.error is not None:
-        rep.scores[m.id] = None
-        return
-    if m.type == "semantic_similarity":
-        key = cache_key(
-            "semantic", {"model": EMBED_MODEL_ID, "text": gen.text, "refs": case.references}
-        )
-        hit = ctx.cache.get(key)
-        if hit is not None:
-            rep.scores[m.id] = float(hit["score"])
-            return
-        score = await ctx.embedder.similarity(gen.text, case.references)
-        ctx.cache.put(key, {"score": score})
-        rep.scores[m.id] = score
-        return
-    if m.judged:
-        counters.judge_calls += 1
-        key = cache_key("judge", judge.key_parts(m, case, gen))
-        hit = ctx.cache.get(key)
-        if hit is not None:
-            rep.scores[m.id] = float(hit["score"])
-            return
-        try:
-            async with judge_sem:
-                score = await judge.score(m, case, gen)
-        except JudgeFailure as e:
-            counters.judge_failures += 1
-            rep.scores[m.id] = None
-            rep.judge_errors[m.id] = str(e)
-            return
-        ctx.cache.put(key, {"score": score})
-        rep.scores[m.id] = score
-        return
-    rep.scores[m.id] = score_plain(m, case, gen, schemas.get(m.id))

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from common import openai_base_url
 from evals._errors import SuiteError
 
 MetricType = Literal[
@@ -95,8 +96,7 @@ class TargetSpec(_Strict):
 
     def resolved_base_url(self) -> str:
         url = os.environ.get(BASE_URL_ENV) or self.base_url or DEFAULT_BASE_URL
-        url = url.rstrip("/")
-        return url if url.endswith("/v1") else url + "/v1"
+        return openai_base_url(url)
 
     def api_key(self) -> str:
         # The gateway may run without auth; the SDK still wants a non-empty string.

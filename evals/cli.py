@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from common import typer_settings
+
 app = typer.Typer(
-    help="Evals that gate promotion: run suites, compare git refs or models.", no_args_is_help=True
+    help="Evals that gate promotion: run suites, compare git refs or models.",
+    no_args_is_help=True,
+    **typer_settings(),
 )
 
 EXIT_FAIL, EXIT_ERROR = 1, 2
@@ -41,7 +44,7 @@ LangfuseOpt = Annotated[
 def _out_dir(out: Path | None) -> Path:
     if out is not None:
         return out
-    from evals._cache import llmops_home
+    from common import llmops_home
 
     return llmops_home() / "evals" / "reports" / time.strftime("%Y%m%d-%H%M%S")
 
@@ -67,17 +70,17 @@ def _execute(
     job: Any,
 ) -> None:
     """Shared driver: load suites, run ``job`` per suite under a progress bar, write reports."""
-    from rich.console import Console
-    from rich.markdown import Markdown
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from common import cli_console, print_markdown
     from evals._dataset import load_dataset
     from evals._errors import EvalError
     from evals._report_md import markdown_report
     from evals._reports import write_error_reports, write_reports
     from evals._suite import load_suite
 
-    console = Console(stderr=True)
+    console = cli_console(stderr=True)
     folder = _out_dir(out)
     try:
         loaded = []
@@ -106,20 +109,22 @@ def _execute(
 
                     note = push_if_configured(s, v)
                     if note:
-                        console.print(f"[dim]{note}[/dim]")
+                        console.print(f"[dim]{escape(note)}[/dim]")
     except EvalError as e:
         write_error_reports(folder, str(e))
-        console.print(f"[red]error:[/red] {e}\nreports: {folder}")
+        console.print(f"[red]error:[/red] {escape(str(e))}\nreports: {escape(str(folder))}")
         raise typer.Exit(EXIT_ERROR) from None
     except Exception as e:  # fail closed on anything unexpected, but say what it was
         msg = f"{type(e).__name__}: {e}"
         write_error_reports(folder, msg)
         console.print_exception()
-        console.print(f"[red]evaluation crashed:[/red] {msg}\nreports: {folder}")
+        console.print(
+            f"[red]evaluation crashed:[/red] {escape(msg)}\nreports: {escape(str(folder))}"
+        )
         raise typer.Exit(EXIT_ERROR) from None
     paths = write_reports(folder, verdicts)
-    Console(file=sys.stdout).print(Markdown(markdown_report(verdicts)))
-    console.print(f"reports: {', '.join(str(p) for p in paths.values())}")
+    print_markdown(cli_console(), markdown_report(verdicts))
+    console.print(f"reports: {escape(', '.join(str(p) for p in paths.values()))}")
     if not all(v.passed for v in verdicts):
         raise typer.Exit(EXIT_FAIL)
 

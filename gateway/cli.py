@@ -10,10 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from gateway.config import GatewayConfig
+from common import typer_settings
 
-keys_app = typer.Typer(help="Create and hash client API keys.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from gateway._config import GatewayConfig
+
+keys_app = typer.Typer(
+    help="Create and hash client API keys.", no_args_is_help=True, **typer_settings()
+)
 
 
 def serve(
@@ -28,10 +32,10 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from gateway.app import GatewayApp
-    from gateway.config import load_config
-    from gateway.limits.edge import bounded_httptools
-    from gateway.plugins import default_plugins
+    from gateway._app import GatewayApp
+    from gateway._config import load_config
+    from gateway._plugins import default_plugins
+    from gateway.limits._edge import bounded_httptools
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -72,7 +76,7 @@ def freeze_startup_heap() -> None:
 @keys_app.command("new")
 def new_key(name: Annotated[str, typer.Argument(help="A name for the key.")] = "default") -> None:
     """Print a new random key and the config entry that stores its hash."""
-    from gateway.config import hash_key
+    from gateway._config import hash_key
 
     key = "sk-llmops-" + secrets.token_urlsafe(32)
     typer.echo(f"key (give it to the client, it is not stored): {key}")
@@ -82,7 +86,7 @@ def new_key(name: Annotated[str, typer.Argument(help="A name for the key.")] = "
 @keys_app.command("hash")
 def hash_cmd(key: Annotated[str, typer.Argument(help="The key to hash.")]) -> None:
     """Print the SHA-256 digest of an existing key, for the config's auth.keys."""
-    from gateway.config import hash_key
+    from gateway._config import hash_key
 
     typer.echo(hash_key(key))
 

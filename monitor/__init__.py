@@ -4,16 +4,16 @@ Reads what the gateway's observability plug-in writes (the drift store under ``$
 traces in Langfuse); ``monitor/cli.py`` is mounted as ``llmops monitor``.
 """
 
-from monitor.drift import DriftReport, InsufficientData, run_drift, save_result, write_textfile
-from monitor.quality import (
+from monitor._drift import DriftReport, InsufficientData, run_drift, save_result, write_textfile
+from monitor._quality import (
     LangfuseTraces,
     QualitySummary,
     RagasScorer,
     TracedResponse,
     run_quality,
 )
-from monitor.reference import Reference, load_reference, save_reference
-from monitor.stats import TwoSampleResult, mmd_permutation_test
+from monitor._reference import Reference, load_reference, save_reference
+from monitor._stats import TwoSampleResult, mmd_permutation_test
 
 __all__ = [
     "DriftReport",

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import typer
 
+from common import typer_settings
+
 app = typer.Typer(
     help="Monitor live traffic: drift against eval inputs, online quality scores.",
     no_args_is_help=True,
+    **typer_settings(),
 )
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
@@ -29,7 +32,7 @@ def hours(text: str) -> float:
 
 
 def _store(store_dir: Path | None):  # type: ignore[no-untyped-def]
-    from gateway.observability import DriftSamplingConfig, DriftStore
+    from observability import DriftSamplingConfig, DriftStore
 
     return DriftStore(store_dir or DriftSamplingConfig().store_dir())
 
@@ -58,8 +61,8 @@ def drift(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Two-sample test (MMD, permutation p-value) of live queries against a reference."""
-    from monitor.drift import InsufficientData, run_drift, save_result, write_textfile
-    from monitor.reference import load_reference
+    from monitor._drift import InsufficientData, run_drift, save_result, write_textfile
+    from monitor._reference import load_reference
 
     store = _store(store_dir)
     try:
@@ -109,9 +112,9 @@ def snapshot(
     """Save the live window as a reference for later drift tests."""
     import time
 
-    from gateway.observability import load_embedder, model_label
-    from monitor.drift import live_embeddings
-    from monitor.reference import save_reference
+    from monitor._drift import live_embeddings
+    from monitor._reference import save_reference
+    from observability import load_embedder, model_label
 
     label = model_label(embedding_model)
     emb, texts = live_embeddings(
@@ -148,7 +151,7 @@ def quality(
 
     from langfuse import Langfuse
 
-    from monitor.quality import LangfuseTraces, RagasScorer, run_quality
+    from monitor._quality import LangfuseTraces, RagasScorer, run_quality
 
     lf = Langfuse()
     scorer = RagasScorer(

@@ -17,6 +17,16 @@ from ._errors import (
     VariableError,
 )
 from ._labels import LabelsFile, LabelTarget
+from ._langfuse_sync import (
+    LangfuseNotConfigured,
+    LangfuseSettings,
+    LangfuseSyncError,
+    LangfuseSyncItem,
+    LangfuseSyncResult,
+    LangfuseUnavailable,
+    langfuse_prompt_versions,
+    sync_to_langfuse,
+)
 from ._registry import DEFAULT_LABELS_FILE, PromptRegistry, PromptVersion
 from ._reload import RegistryReloader, RegistryUnavailable, ReloadStatus
 from ._template import (
@@ -38,6 +48,12 @@ __all__ = [
     "InvalidTemplate",
     "LabelTarget",
     "LabelsFile",
+    "LangfuseNotConfigured",
+    "LangfuseSettings",
+    "LangfuseSyncError",
+    "LangfuseSyncItem",
+    "LangfuseSyncResult",
+    "LangfuseUnavailable",
     "Message",
     "PromptError",
     "PromptNotFound",
@@ -53,5 +69,7 @@ __all__ = [
     "VariableError",
     "VariableSpec",
     "canonical_version",
+    "langfuse_prompt_versions",
     "parse_template",
+    "sync_to_langfuse",
 ]

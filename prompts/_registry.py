@@ -6,16 +6,9 @@ never sees half of a change. Lookups are dictionary reads, cheap enough for the 
 
 from __future__ import annotations
 
-import hashlib
-import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
+from ._build import Labels, Splits, build
 from ._errors import (
     GitError,
     HistoryUnavailable,
@@ -23,57 +16,12 @@ from ._errors import (
     PromptError,
     PromptNotFound,
 )
-from ._git import CommitInfo, FileChange, Git, is_yaml, stem
-from ._labels import RESERVED_LABELS, LabelsFile, bucket
-from ._template import PromptTemplate, canonical_version, load_yaml, template_from_data
-
-log = logging.getLogger("prompts.registry")
+from ._git import Git, is_yaml, stem
+from ._labels import RESERVED_LABELS, bucket
+from ._sources import Sources, read_folder, read_git
+from ._versions import ParseCache, PromptVersion, parse_cached, version_of
 
 DEFAULT_LABELS_FILE = "labels.yaml"
-
-
-class PromptVersion(BaseModel):
-    """One version of one prompt: its template and the commit that introduced it.
-
-    ``commit``/``author``/``date``/``message`` are None for a working-tree file git has not seen.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    version: str
-    commit: str | None = None
-    author: str | None = None
-    date: datetime | None = None
-    message: str | None = None
-    path: str | None = None
-    text: str = ""
-    template: PromptTemplate
-
-
-# Parsed blobs by content key: (version, template, raw bytes) or why the blob is not a template.
-ParseCache = dict[str, tuple[str, PromptTemplate, bytes] | str]
-
-
-@dataclass(frozen=True, slots=True)
-class _Current:
-    path: str
-    key: str
-    data: bytes
-    info: CommitInfo | None
-
-
-def _parse(key: str, data: bytes, path: str, cache: Mapping[str, Any], out: ParseCache) -> Any:
-    hit = cache.get(key)
-    if hit is None:
-        try:
-            parsed = load_yaml(data, source=path)
-            tpl = template_from_data(parsed, source=path, stem=stem(path))
-            hit = (canonical_version(parsed), tpl, data)
-        except ValueError as e:
-            hit = str(e)
-    out[key] = hit
-    return hit
 
 
 class PromptRegistry:
@@ -84,8 +32,8 @@ class PromptRegistry:
         *,
         current: dict[str, PromptVersion],
         history: dict[str, tuple[PromptVersion, ...]],
-        labels: dict[str, dict[str, PromptVersion | PromptError]],
-        splits: dict[str, tuple[tuple[float, PromptVersion], ...]],
+        labels: Labels,
+        splits: Splits,
         source: str,
         commit: str | None = None,
         shallow: bool = False,
@@ -130,40 +78,8 @@ class PromptRegistry:
         missing and asking for one raises :class:`HistoryUnavailable`. ``previous`` lends its
         parse cache (blobs never change), which makes reloads cheap.
         """
-        git = Git(repo)
-        prompts_dir = prompts_dir.strip("/")
-        if prompts_dir == ".":
-            prompts_dir = ""
-        commit = git.resolve(ref)
-        shallow = git.is_shallow()
-        files = git.ls_dir(commit, prompts_dir)
-        labels_path = f"{prompts_dir}/{labels_file}" if prompts_dir else labels_file
-        changes = git.log(commit, prompts_dir)
-        wanted = [sha for p, sha in files.items() if is_yaml(p)]
-        wanted += [c.blob for c in changes if c.blob and is_yaml(c.path)]
         cache = previous._cache if previous is not None else {}
-        blobs = git.read_blobs(sha for sha in wanted if sha not in cache)
-        current: dict[str, _Current] = {}
-        for path, sha in files.items():
-            if is_yaml(path) and path != labels_path:
-                current[path] = _Current(path, sha, blobs.get(sha, b""), None)
-        labels_sha = files.get(labels_path)
-        labels_data = git.read_blobs([labels_sha])[labels_sha] if labels_sha else None
-        return _build(
-            current=current,
-            changes=[c for c in changes if c.path != labels_path],
-            blobs=blobs,
-            labels_data=labels_data,
-            labels_path=labels_path,
-            cache=cache,
-            source=f"git:{repo}@{ref}",
-            commit=commit,
-            shallow=shallow,
-            has_history=True,
-            git=git,
-            prompts_dir=prompts_dir,
-            resolve_info=lambda path: git.last_change(commit, path),
-        )
+        return cls._built(read_git(repo, ref, prompts_dir, labels_file, cache))
 
     @classmethod
     def from_directory(
@@ -179,47 +95,27 @@ class PromptRegistry:
         If the folder is inside a git work tree with commits and ``history`` is true, the
         history of its files at HEAD is attached, so pinned versions and labels work too.
         """
-        folder = Path(path)
-        if not folder.is_dir():
-            raise PromptNotFound(f"prompt folder {folder} does not exist")
         cache = previous._cache if previous is not None else {}
-        current: dict[str, _Current] = {}
-        for f in sorted(folder.iterdir()):
-            if f.is_file() and is_yaml(f.name) and f.name != labels_file:
-                data = f.read_bytes()
-                key = "sha256:" + hashlib.sha256(data).hexdigest()
-                current[f.name] = _Current(f.name, key, data, None)
-        labels_p = folder / labels_file
-        labels_data = labels_p.read_bytes() if labels_p.is_file() else None
+        return cls._built(read_folder(path, labels_file, history, cache))
 
-        changes: list[FileChange] = []
-        blobs: dict[str, bytes] = {c.key: c.data for c in current.values()}
-        git: Git | None = None
-        prefix = ""
-        commit: str | None = None
-        shallow = False
-        if history:
-            git, prefix, commit, changes, shallow = _dir_history(folder, labels_file)
-            if git is not None:
-                blobs |= git.read_blobs(
-                    c.blob for c in changes if c.blob and is_yaml(c.path) and c.blob not in cache
-                )
-        # history paths are repo-relative; current paths are file names: key history by name
-        return _build(
-            current=current,
-            changes=changes,
-            blobs=blobs,
-            labels_data=labels_data,
-            labels_path=labels_file,
-            cache=cache,
-            source=f"dir:{folder}",
-            commit=commit,
-            shallow=shallow,
-            has_history=git is not None,
-            git=git,
-            prompts_dir=prefix,
-            resolve_info=lambda p: _mtime_info(folder / p),
-            working_tree=True,
+    @classmethod
+    def _built(cls, src: Sources) -> PromptRegistry:
+        """Build from what was read (raises :class:`InvalidTemplate` before constructing)."""
+        built = build(src)
+        o = src.origin
+        return cls(
+            current=built.current,
+            history=built.history,
+            labels=built.labels,
+            splits=built.splits,
+            source=o.source,
+            commit=o.commit,
+            shallow=o.shallow,
+            has_history=o.has_history,
+            warnings=built.warnings,
+            git=o.git,
+            prompts_dir=o.prompts_dir,
+            cache=built.cache,
         )
 
     # lookups --------------------------------------------------------------------------------
@@ -346,7 +242,7 @@ class PromptRegistry:
         path = next((p for p in candidates if p.endswith(cur.rsplit("/", 1)[-1])), candidates[0])
         sha = files[path]
         data = git.read_blobs([sha])[sha]
-        hit = _parse(sha, data, path, self._cache, {})
+        hit = parse_cached(sha, data, path, self._cache, {})
         if isinstance(hit, str):
             raise InvalidTemplate({path: hit})
         version, tpl, _ = hit
@@ -354,215 +250,10 @@ class PromptRegistry:
         if known is not None:
             return known
         info = git.last_change(commit, path)
-        return _version_of(name, version, tpl, path, data, info)
+        return version_of(name, version, tpl, path, data, info)
 
     def __repr__(self) -> str:
         return f"PromptRegistry({self.source}, {len(self)} prompts, commit={self.commit})"
-
-
-def _version_of(
-    name: str,
-    version: str,
-    tpl: PromptTemplate,
-    path: str,
-    data: bytes,
-    info: CommitInfo | None,
-) -> PromptVersion:
-    return PromptVersion(
-        name=name,
-        version=version,
-        commit=(info.commit or None) if info else None,
-        author=(info.author or None) if info else None,
-        date=info.date if info else None,
-        message=info.message if info else None,
-        path=path,
-        text=data.decode("utf-8", errors="replace"),
-        template=tpl,
-    )
-
-
-def _mtime_info(path: Path) -> CommitInfo | None:
-    try:
-        ts = path.stat().st_mtime
-    except OSError:
-        return None
-    return CommitInfo("", "", datetime.fromtimestamp(ts, UTC), "working tree")
-
-
-def _dir_history(
-    folder: Path, labels_file: str
-) -> tuple[Git | None, str, str | None, list[FileChange], bool]:
-    """History of a working-tree folder's files at HEAD, if it lives in a git repository."""
-    git = Git(folder)
-    try:
-        top = git.toplevel_prefix()
-        if top is None:
-            return None, "", None, [], False
-        root, prefix = top
-        git = Git(root)
-        commit = git.resolve("HEAD")
-        changes = git.log(commit, prefix)
-        shallow = git.is_shallow()
-    except PromptError:
-        return None, "", None, [], False
-    labels_path = f"{prefix}/{labels_file}" if prefix else labels_file
-    return git, prefix, commit, [c for c in changes if c.path != labels_path], shallow
-
-
-def _build(
-    *,
-    current: dict[str, _Current],
-    changes: list[FileChange],
-    blobs: Mapping[str, bytes],
-    labels_data: bytes | None,
-    labels_path: str,
-    cache: Mapping[str, Any],
-    source: str,
-    commit: str | None,
-    shallow: bool,
-    has_history: bool,
-    git: Git | None,
-    prompts_dir: str,
-    resolve_info: Any,
-    working_tree: bool = False,
-) -> PromptRegistry:
-    new_cache: ParseCache = {}
-    errors: dict[str, str] = {}
-    warnings: list[str] = []
-    cur_versions: dict[str, tuple[str, PromptTemplate, _Current]] = {}
-    for path, c in current.items():
-        name = stem(path)
-        if name == stem(labels_path):
-            errors[path] = f"the name {name!r} is reserved for the labels file"
-            continue
-        if name in cur_versions:
-            errors[path] = f"two files define prompt {name!r}"
-            continue
-        hit = _parse(c.key, c.data, path, cache, new_cache)
-        if isinstance(hit, str):
-            errors[path] = hit
-            continue
-        cur_versions[name] = (hit[0], hit[1], _Current(c.path, c.key, hit[2], c.info))
-
-    by_name: dict[str, list[FileChange]] = {}
-    for ch in changes:
-        by_name.setdefault(stem(ch.path), []).append(ch)
-
-    history: dict[str, tuple[PromptVersion, ...]] = {}
-    cur_pv: dict[str, PromptVersion] = {}
-    for name, (version, tpl, c) in cur_versions.items():
-        entries: list[PromptVersion] = []
-        last: str | None = None
-        for ch in reversed(by_name.get(name, [])):  # oldest first
-            if ch.blob is None or not is_yaml(ch.path):
-                last = None
-                continue
-            data = blobs.get(ch.blob)
-            if data is None and ch.blob not in cache:
-                warnings.append(f"{ch.path}@{ch.info.commit[:10]}: blob missing")
-                continue
-            hit = _parse(ch.blob, data or b"", ch.path, cache, new_cache)
-            if isinstance(hit, str):
-                warnings.append(f"{ch.path}@{ch.info.commit[:10]}: {hit}")
-                continue
-            if hit[0] == last:
-                continue
-            last = hit[0]
-            entries.append(_version_of(name, hit[0], hit[1], ch.path, hit[2], ch.info))
-        entries.reverse()  # newest first
-        prod = next((e for e in entries if e.version == version), None)
-        text = c.data.decode("utf-8", errors="replace")
-        if prod is None:
-            info = resolve_info(c.path)
-            prod = _version_of(name, version, tpl, c.path, c.data, info)
-            entries.insert(0, prod)
-        elif prod.text != text:
-            prod = prod.model_copy(update={"text": text})
-        if working_tree and entries and entries[0].version != version:
-            entries.insert(0, prod)
-        prod.template.compile()  # the served versions are ready before the swap
-        cur_pv[name] = prod
-        history[name] = tuple(entries)
-
-    labels: dict[str, dict[str, PromptVersion | PromptError]] = {}
-    splits_acc: dict[str, list[tuple[float, PromptVersion]]] = {}
-    if labels_data is not None:
-        try:
-            parsed = load_yaml(labels_data, source=labels_path) or {}
-            lf = LabelsFile.model_validate(parsed)
-        except ValidationError as e:
-            errors[labels_path] = "; ".join(
-                f"{'.'.join(map(str, err['loc'])) or 'labels'}: {err['msg']}" for err in e.errors()
-            )
-            lf = LabelsFile()
-        except ValueError as e:  # YAML syntax
-            errors[labels_path] = str(e)
-            lf = LabelsFile()
-        for label in sorted(lf.labels):
-            out: dict[str, PromptVersion | PromptError] = {}
-            for name, target in lf.labels[label].items():
-                if name not in cur_versions:
-                    if name not in current and not any(stem(p) == name for p in current):
-                        errors[labels_path] = f"label {label!r} names unknown prompt {name!r}"
-                    continue
-                found = _find(history[name], cur_pv[name], target.version)
-                if isinstance(found, PromptVersion):
-                    found.template.compile()
-                    out[name] = found
-                    if target.weight:
-                        splits_acc.setdefault(name, []).append((target.weight, found))
-                elif found == "ambiguous":
-                    errors[labels_path] = f"{label}.{name}: version {target.version!r} ambiguous"
-                elif shallow or not has_history:
-                    why = "shallow clone" if shallow else "no git history"
-                    out[name] = HistoryUnavailable(
-                        f"label {label!r} points {name!r} at version {target.version}, which "
-                        f"is not available here ({why})",
-                        param="prompt.version",
-                    )
-                else:
-                    errors[labels_path] = (
-                        f"{label}.{name}: version {target.version!r} is not in the history"
-                    )
-            labels[label] = out
-    if errors:
-        raise InvalidTemplate(errors)
-    splits: dict[str, tuple[tuple[float, PromptVersion], ...]] = {}
-    for name, parts in splits_acc.items():
-        acc = 0.0
-        cum: list[tuple[float, PromptVersion]] = []
-        for w, pv in parts:
-            acc += w
-            cum.append((acc, pv))
-        splits[name] = tuple(cum)
-    for warning in warnings:
-        log.debug("prompt history: %s", warning)
-    return PromptRegistry(
-        current=cur_pv,
-        history=history,
-        labels=labels,
-        splits=splits,
-        source=source,
-        commit=commit,
-        shallow=shallow,
-        has_history=has_history,
-        warnings=tuple(warnings),
-        git=git,
-        prompts_dir=prompts_dir,
-        cache=new_cache,
-    )
-
-
-def _find(history: tuple[PromptVersion, ...], current: PromptVersion, v: str) -> Any:
-    if current.version == v:
-        return current
-    exact = next((e for e in history if e.version == v), None)
-    if exact is not None:
-        return exact
-    matches = {e.version: e for e in history if e.version.startswith(v)}
-    if len(matches) == 1:
-        return next(iter(matches.values()))
-    return "ambiguous" if matches else None
 
 
 __all__ = ["RESERVED_LABELS", "GitError", "PromptRegistry", "PromptVersion"]

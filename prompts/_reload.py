@@ -213,8 +213,9 @@ class RegistryReloader:
         self._last_error = message
         self._last_error_at = time.time()
         if self._registry is not None:
-            log.error("prompt reload from %s failed, keeping the last good one: %s",
-                      self.source, message)  # fmt: skip
+            log.error(
+                "prompt reload from %s failed, keeping the last good one: %s", self.source, message
+            )
         else:
             log.error("prompt load from %s failed: %s", self.source, message)
         self._notify()

@@ -15,10 +15,20 @@ from typing import Annotated, Any
 
 import typer
 
+from common import typer_settings
+
 from ._errors import InvalidTemplate, PromptError
+from ._langfuse_sync import (
+    LangfuseSettings,
+    LangfuseSyncError,
+    LangfuseUnavailable,
+    sync_to_langfuse,
+)
 from ._registry import PromptRegistry, PromptVersion
 
-app = typer.Typer(help="Prompt templates versioned in git.", no_args_is_help=True)
+app = typer.Typer(
+    help="Prompt templates versioned in git.", no_args_is_help=True, **typer_settings()
+)
 
 RepoOpt = Annotated[
     Path | None, typer.Option("--repo", help="git repository (default: the one of the cwd)")
@@ -307,6 +317,50 @@ def validate(
         _echo_err(f"{failures} prompt(s) failed validation")
         raise typer.Exit(1)
     typer.echo(f"{len(reg)} prompt(s) valid ({reg.source})")
+
+
+@app.command("sync-langfuse")
+def sync_langfuse(
+    repo: RepoOpt = None,
+    ref: RefOpt = None,
+    prompts_dir: DirOpt = "prompts",
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="Langfuse URL (default $LANGFUSE_BASE_URL, else $LANGFUSE_HOST, "
+            "else http://127.0.0.1:3000)",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="read Langfuse and print the plan; send nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Push every git version of every prompt to Langfuse prompt management (idempotent).
+
+    Oldest first, so Langfuse's version numbers follow git order; labels: production, the labels
+    file's labels, the commit's short sha. A second run creates nothing; a moved label is moved
+    in Langfuse. Keys: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (exit 2 without them).
+    """
+    try:
+        settings = LangfuseSettings.from_env(base_url)
+    except PromptError as e:
+        _echo_err(e.message)
+        raise typer.Exit(2) from None
+    reg = _load(repo, ref, prompts_dir, False)
+    try:
+        result = sync_to_langfuse(reg, settings, dry_run=dry_run)
+    except PromptError as e:
+        remote = isinstance(e, LangfuseSyncError) and not isinstance(e, LangfuseUnavailable)
+        _echo_err(f"{e.message} (Langfuse at {settings.base_url})" if remote else e.message)
+        raise typer.Exit(1 if remote else 2) from None
+    for warning in result.warnings:
+        typer.secho(warning, fg=typer.colors.YELLOW, err=True)
+    if as_json:
+        typer.echo(json.dumps({"base_url": settings.base_url, **result.to_dict()}, indent=2))
+    else:
+        typer.echo("\n".join(result.lines()))
 
 
 def main() -> None:  # pragma: no cover - for python -m prompts.cli

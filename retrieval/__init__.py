@@ -10,7 +10,6 @@ from ._config import (
     SearchMode,
     SparseConfig,
     StoreConfig,
-    default_home,
     validate_collection_name,
 )
 from ._embedders import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder, make_embedder
@@ -24,8 +23,9 @@ from ._errors import (
 )
 from ._filters import ComparisonFilter, CompoundFilter, Filter, parse_filters
 from ._ingest import IngestProgress, IngestReport
+from ._open import open_store
 from ._search import CrossEncoderReranker, Hit, Reranker, Retriever
-from ._store import CollectionMeta, Store, open_store
+from ._store import CollectionMeta, Store
 
 __all__ = [
     "ChunkingConfig",
@@ -56,7 +56,6 @@ __all__ = [
     "Store",
     "StoreBusyError",
     "StoreConfig",
-    "default_home",
     "make_embedder",
     "open_store",
     "parse_filters",

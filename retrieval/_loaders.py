@@ -123,10 +123,7 @@ def load_text(data: bytes, path: Path) -> Document:
     return Document(path.stem, "text", [Section([], text)] if text else [])
 
 
-_BLOCK_TAGS = [
-    "p", "div", "li", "pre", "br", "tr", "td", "th", "dd", "dt", "blockquote",
-    "section", "article", "table", "ul", "ol", "dl",
-]  # fmt: skip
+_BLOCK_TAGS = "p div li pre br tr td th dd dt blockquote section article table ul ol dl".split()
 
 
 def load_html(data: bytes, path: Path) -> Document:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -68,13 +69,13 @@ class RichProgress:
 
     def file_done(self, path: str, status: FileStatus, chunks: int, reason: str = "") -> None:
         if status == "failed":
-            self._console.print(f"[yellow]skipped[/] {path}: {reason}")
+            self._console.print(f"[yellow]skipped[/] {escape(path)}: {escape(reason)}")
         elif self._verbose and status != "unchanged":
-            self._console.print(f"[green]{status}[/] {path} ({chunks} chunks)")
+            self._console.print(f"[green]{status}[/] {escape(path)} ({chunks} chunks)")
 
 
 def print_summary(console: Console, report: IngestReport) -> None:
-    table = Table(title=f"ingest into {report.collection!r}", show_header=False)
+    table = Table(title=escape(f"ingest into {report.collection!r}"), show_header=False)
     table.add_column(justify="right")
     table.add_column()
     table.add_row("files added", str(len(report.added)))
@@ -91,4 +92,4 @@ def print_summary(console: Console, report: IngestReport) -> None:
     table.add_row("time", f"{report.seconds:.1f} s ({report.chunks_per_s:.1f} chunks/s)")
     console.print(table)
     for path, reason in report.skipped:
-        console.print(f"[yellow]refused[/] {path}: {reason}")
+        console.print(f"[yellow]refused[/] {escape(path)}: {escape(reason)}")

@@ -5,8 +5,11 @@ and is how the tests exercise this code without a server binary."""
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
 from typing import Any
 
 from qdrant_client import QdrantClient, models
@@ -18,6 +21,52 @@ from ._store import DENSE, INDEXED_FIELDS, SPARSE, CollectionMeta, PointData, Qu
 
 _META_KEY = "llmops"
 _BIG = 10**9
+
+MIN_SERVER_VERSION = (1, 17, 0)
+"""The oldest Qdrant server this backend talks to: collection `metadata` and the parametrised
+`Rrf(k=...)` fusion need 1.16, the `weights` of weighted RRF (sent whenever a search or the
+collection asks for them) need 1.17. An older server rejects or silently ignores them."""
+
+_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+
+
+def _fmt(v: tuple[int, ...]) -> str:
+    return ".".join(map(str, v))
+
+
+def parse_server_version(text: str | None) -> tuple[int, int, int] | None:
+    """`1.17.1` (also `v1.17.1`, `1.18.0-dev`) as a tuple; None when it is not a version."""
+    m = _VERSION_RE.match((text or "").strip())
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def check_server_version(version: str | None, url: str) -> None:
+    """Refuse a server older than MIN_SERVER_VERSION (or one that names no version)."""
+    parsed = parse_server_version(version)
+    need = _fmt(MIN_SERVER_VERSION)
+    if parsed is None:
+        raise RetrievalError(
+            f"Qdrant at {url} reports no usable version ({version!r}); llmops needs a Qdrant "
+            f"server >= {need}"
+        )
+    if parsed < MIN_SERVER_VERSION:
+        raise RetrievalError(
+            f"Qdrant at {url} is version {version}; llmops needs a Qdrant server >= {need} "
+            "(collection metadata, parametrised and weighted RRF): upgrade the server"
+        )
+    try:
+        client = parse_server_version(_dist_version("qdrant-client"))
+    except PackageNotFoundError:  # pragma: no cover - qdrant-client is imported above
+        client = None
+    # qdrant-client's own policy: same major, at most one minor apart (its check is turned off
+    # below because it runs in a thread and only warns; this one runs before any request).
+    if client is not None and (parsed[0] != client[0] or abs(parsed[1] - client[1]) > 1):
+        warnings.warn(
+            f"Qdrant server {version} at {url} is more than one minor version away from "
+            f"qdrant-client {_fmt(client)}; pin the server to the client's minor line",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _condition(f: ComparisonFilter) -> tuple[str, models.FieldCondition]:
@@ -58,11 +107,26 @@ class QdrantServerStore:
                 api_key=key,
                 timeout=config.timeout_s,
                 prefer_grpc=config.prefer_grpc,
+                check_compatibility=False,
             )
+            try:
+                self._check_server(config.url)
+            except BaseException:
+                self._client.close()
+                raise
         elif config.path and config.path != ":memory:":
             self._client = QdrantClient(path=config.path)
         else:
             self._client = QdrantClient(location=":memory:")
+
+    def _check_server(self, url: str) -> None:
+        """A Qdrant server (not local mode): read its version (`GET /`, or gRPC health check
+        with `prefer_grpc`) and refuse one older than MIN_SERVER_VERSION."""
+        try:
+            info = self._client.info()
+        except Exception as exc:
+            raise RetrievalError(f"cannot read the Qdrant server version at {url}: {exc}") from exc
+        check_server_version(getattr(info, "version", None), url)
 
     def collection_meta(self, name: str) -> CollectionMeta | None:
         validate_collection_name(name)

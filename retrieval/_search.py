@@ -15,8 +15,9 @@ from ._embedders import Embedder, make_embedder
 from ._errors import CollectionNotFoundError
 from ._filters import Filter, parse_filters
 from ._ingest import Ingestor, IngestProgress, IngestReport, check_model
+from ._open import open_store
 from ._sparse import Bm25Encoder
-from ._store import CollectionMeta, QueryPlan, Store, open_store
+from ._store import CollectionMeta, QueryPlan, Store
 
 _INTERNAL = ("text", "fingerprint")
 _META_TTL_S = 5.0

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from ._config import SearchMode, SparseConfig, StoreConfig
+from ._config import SearchMode, SparseConfig
 from ._filters import Filter
 from ._sparse import Sparse
 
@@ -94,17 +94,3 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def open_store(config: StoreConfig, home: Any) -> Store:
-    """Build the backend a config names. `home` is the data directory (`$LLMOPS_HOME`)."""
-    from pathlib import Path
-
-    if config.backend == "qdrant":
-        from ._qdrant_store import QdrantServerStore
-
-        return QdrantServerStore(config)
-    from ._edge_store import EdgeStore
-
-    root = Path(config.path).expanduser() if config.path else Path(home) / "qdrant"
-    return EdgeStore(root)

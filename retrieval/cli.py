@@ -10,12 +10,18 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from common import typer_settings
+
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
     from ._config import RetrievalConfig
+    from ._search import Hit
 
-app = typer.Typer(help="Ingest documents into Qdrant and search them.", no_args_is_help=True)
+app = typer.Typer(
+    help="Ingest documents into Qdrant and search them.", no_args_is_help=True, **typer_settings()
+)
 
 ConfigOpt = Annotated[
     Optional[Path],  # noqa: UP045 (typer reads the annotation)
@@ -95,7 +101,9 @@ def _quiet_model_loading() -> None:
 
 
 def _fail(console: Console, exc: Exception) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}")
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(str(exc))}")
     return typer.Exit(code=1)
 
 
@@ -129,12 +137,12 @@ def ingest(
     embed_url: EmbedUrlOpt = None,
 ) -> None:
     """Ingest Markdown, reST, text, HTML and PDF files; re-running only embeds what changed."""
-    from rich.console import Console
+    from common import cli_console
 
     from ._errors import RetrievalError
     from ._progress import RichProgress, print_summary
 
-    console = Console(stderr=True)
+    console = cli_console(stderr=True)
     cfg = _config(config, backend, store_path, url, model, model_path, embed_url)
     updates: dict[str, Any] = {}
     if chunk_tokens is not None:
@@ -193,14 +201,13 @@ def search(
     embed_url: EmbedUrlOpt = None,
 ) -> None:
     """Print ranked hits with scores and sources."""
-    from rich.console import Console
-    from rich.table import Table
+    from common import cli_console
 
     from ._errors import RetrievalError
     from ._search import Retriever
 
-    console = Console()
-    err = Console(stderr=True)
+    console = cli_console()
+    err = cli_console(stderr=True)
     if mode is not None and mode not in ("rrf", "dbsf", "dense", "sparse"):
         raise typer.BadParameter("mode must be rrf, dbsf, dense or sparse", param_hint="--mode")
     filters: dict[str, Any] = {}
@@ -222,20 +229,29 @@ def search(
         for h in hits:
             typer.echo(json.dumps(h.as_dict(), default=str))
         return
-    table = Table(title=f"{len(hits)} hits for {query!r} in {collection} ({elapsed * 1000:.0f} ms)")
+    console.print(hits_table(query, collection, hits, elapsed))
+
+
+def hits_table(query: str, collection: str, hits: list[Hit], elapsed_s: float) -> Table:
+    """The ranked hits as a table; every value is shown as text (a snippet's ``[...]`` is not
+    rich markup)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    title = f"{len(hits)} hits for {query!r} in {collection} ({elapsed_s * 1000:.0f} ms)"
+    table = Table(title=escape(title))
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("source")
     table.add_column("text")
     for i, h in enumerate(hits, 1):
-        where = h.metadata.get("path") or h.source
+        where = escape(str(h.metadata.get("path") or h.source))
         if h.metadata.get("heading"):
-            where = f"{where}\n[dim]{h.metadata['heading']}[/]"
+            where = f"{where}\n[dim]{escape(str(h.metadata['heading']))}[/]"
         snippet = " ".join(h.text.split())
-        table.add_row(
-            str(i), f"{h.score:.4f}", where, snippet[:240] + ("…" if len(snippet) > 240 else "")
-        )
-    console.print(table)
+        snippet = snippet[:240] + ("…" if len(snippet) > 240 else "")
+        table.add_row(str(i), f"{h.score:.4f}", where, escape(snippet))
+    return table
 
 
 if __name__ == "__main__":

@@ -7,4 +7,4 @@
 set -eu
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
-exec "$PY" -m gateway.engine.cli prepare "$@"
+exec "$PY" -m engine.cli prepare "$@"

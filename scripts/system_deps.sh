@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the tests (and, with `bench`, the benchmarks) start as real processes.
 set -euo pipefail
-want=(redis-server git docker-compose prometheus)
+# chromium: headless, it loads the HTML eval report (tests/evals/test_report_browser.py).
+want=(redis-server git docker-compose prometheus chromium)
 if [[ "${1:-}" == "bench" ]]; then want+=(nginx wrk); fi
 missing=()
 for p in "${want[@]}"; do
+  # a Chromium already on PATH will do (GitHub's runner images ship one outside apt)
+  if [[ "$p" == chromium ]] && command -v chromium >/dev/null 2>&1; then continue; fi
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if ((${#missing[@]})); then

@@ -3,21 +3,25 @@
 # model cache on a volume (/models). Build from the repository root:
 #   docker build -f deploy/images/engine.Dockerfile -t llmops-engine:0.1.0 .
 # Pin the base by digest for reproducible builds:
-#   --build-arg VLLM_IMAGE=vllm/vllm-openai:v0.11.0@sha256:<digest you tested>
+#   --build-arg VLLM_IMAGE=vllm/vllm-openai:v0.32.0@sha256:<digest you tested>
 # A CPU engine (no GPU) builds from vLLM's CPU image instead:
-#   --build-arg VLLM_IMAGE=public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.11.0
-ARG VLLM_IMAGE=vllm/vllm-openai:v0.11.0
+#   --build-arg VLLM_IMAGE=public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.32.0
+ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0
 FROM ${VLLM_IMAGE}
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # The llmops CLI lives in its own virtual environment: its dependencies (fastapi, openai...)
 # must not move the versions vLLM was built and tested with.
 COPY pyproject.toml README.md /tmp/llmops-src/
+COPY common/ /tmp/llmops-src/common/
 COPY llmops/ /tmp/llmops-src/llmops/
 COPY gateway/ /tmp/llmops-src/gateway/
+COPY engine/ /tmp/llmops-src/engine/
+COPY observability/ /tmp/llmops-src/observability/
 COPY prompts/ /tmp/llmops-src/prompts/
 COPY retrieval/ /tmp/llmops-src/retrieval/
 COPY evals/ /tmp/llmops-src/evals/
+COPY monitor/ /tmp/llmops-src/monitor/
 RUN python3 -m venv /opt/llmops \
     && /opt/llmops/bin/pip install --no-cache-dir /tmp/llmops-src \
     && ln -s /opt/llmops/bin/llmops /usr/local/bin/llmops \

@@ -3,8 +3,8 @@
 # Build from the repository root:
 #   docker build -f deploy/images/gateway.Dockerfile -t llmops-gateway:0.1.0 .
 # Reproducible builds: pin the base by digest too, e.g.
-#   --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest you tested>
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+#   --build-arg PYTHON_IMAGE=python:3.11.16-slim-bookworm@sha256:<digest you tested>
+ARG PYTHON_IMAGE=python:3.11.16-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -12,11 +12,16 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 RUN python -m venv /opt/llmops
 COPY pyproject.toml README.md ./
+# Every package pyproject.toml lists (tests/deploy/test_dockerfiles.py checks it).
+COPY common/ common/
 COPY llmops/ llmops/
 COPY gateway/ gateway/
+COPY engine/ engine/
+COPY observability/ observability/
 COPY prompts/ prompts/
 COPY retrieval/ retrieval/
 COPY evals/ evals/
+COPY monitor/ monitor/
 # Core dependencies plus Langfuse tracing and the Qdrant client: nothing that pulls torch.
 # Embeddings come from an OpenAI-compatible upstream (vLLM), not from a local model.
 ARG QDRANT_CLIENT_VERSION=1.20.0

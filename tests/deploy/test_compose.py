@@ -19,8 +19,15 @@ import jsonschema
 import pytest
 import yaml
 
-from gateway.config import load_config
-from tests.deploy._support import COMPOSE_DIR, find_tool, require_tool, run
+from gateway._config import load_config
+from tests.deploy._support import (
+    COMPOSE_DIR,
+    find_tool,
+    require_file,
+    require_module,
+    require_tool,
+    run,
+)
 
 COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
 DEBIAN_SCHEMA = Path("/usr/lib/python3/dist-packages/compose/config/compose_spec.json")
@@ -34,11 +41,7 @@ def _compose() -> dict[str, Any]:
 
 def _schema() -> dict[str, Any]:
     path = Path(os.environ.get("COMPOSE_SPEC_SCHEMA", DEBIAN_SCHEMA))
-    if not path.is_file():
-        message = f"no Compose spec schema at {path} (apt-get install docker-compose)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_file(path, "the Compose spec schema: apt-get install docker-compose")
     schema: dict[str, Any] = json.loads(path.read_text())
     return schema
 
@@ -116,7 +119,7 @@ def test_gateway_waits_for_healthy_backends_and_reads_its_config(tmp_path: Path)
     assert config.prompts is not None
     mounted = [re.sub(r":(ro|rw)$", "", v).rsplit(":", 1)[1] for v in gateway["volumes"]]
     assert config.prompts.repo in mounted
-    retrieval = pytest.importorskip("retrieval")
+    retrieval = require_module("retrieval", "pip install -e '.[retrieval]'")
     assert isinstance(config.retrieval, retrieval.RetrievalConfig)
 
 

@@ -8,58 +8,15 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from tests.deploy._support import IMAGES, REPO, require_tool, run
+from tests.deploy._support import IMAGES, REPO, Stage, is_pinned, require_tool, run
+from tests.deploy._support import parse_dockerfile as parse
 
 DOCKERFILES = {"gateway": IMAGES / "gateway.Dockerfile", "engine": IMAGES / "engine.Dockerfile"}
-
-
-@dataclass
-class Stage:
-    image: str
-    name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [args for kw, args in self.instructions if kw == keyword]
-
-
-def parse(path: Path) -> list[Stage]:
-    """Stages of a Dockerfile, with global ARG defaults substituted into FROM."""
-    text = re.sub(r"\\\n", " ", path.read_text())
-    lines = [ln.strip() for ln in text.splitlines()]
-    global_args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for line in lines:
-        if not line or line.startswith("#"):
-            continue
-        keyword, _, args = line.partition(" ")
-        keyword = keyword.upper()
-        if keyword == "ARG" and not stages:
-            arg, _, default = args.partition("=")
-            global_args[arg.strip()] = default.strip()
-        elif keyword == "FROM":
-            words = [w for w in args.split() if not w.startswith("--platform")]
-            image = re.sub(
-                r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), words[0]
-            )
-            alias = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(image=image, name=alias))
-        else:
-            assert stages, f"{path}: {keyword} before FROM"
-            stages[-1].instructions.append((keyword, args))
-    return stages
-
-
-def _pinned(image: str) -> bool:
-    reference, _, digest = image.partition("@")
-    _, colon, tag = reference.rpartition(":")
-    has_tag = bool(colon) and "/" not in tag and tag != "latest"
-    return has_tag or bool(re.fullmatch(r"sha256:[0-9a-f]{64}", digest))
 
 
 def _run_commands(stage: Stage) -> list[str]:
@@ -80,7 +37,7 @@ def test_base_images_are_pinned(image: str) -> None:
     names = {s.name for s in stages if s.name}
     for stage in stages:
         assert "$" not in stage.image, f"unresolved ARG in FROM {stage.image}"
-        assert stage.image in names or _pinned(stage.image), f"FROM {stage.image} is not pinned"
+        assert stage.image in names or is_pinned(stage.image), f"FROM {stage.image} is not pinned"
 
 
 @pytest.mark.parametrize("image", sorted(DOCKERFILES))
@@ -132,6 +89,29 @@ def test_copied_sources_exist_and_are_not_ignored(image: str) -> None:
                 assert source.rstrip("/") in allowed, f"COPY {source}: excluded by .dockerignore"
 
 
+def _project_packages() -> set[str]:
+    """Top-level packages pyproject.toml installs (``packages.find.include``) that exist."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    names = {pattern.split(".")[0].rstrip("*") for pattern in include}
+    return {n for n in names if (REPO / n / "__init__.py").is_file()}
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_images_copy_every_package_the_project_installs(image: str) -> None:
+    """``pip install`` of a partial copy builds, then fails at import (``llmops --help``)."""
+    packages = _project_packages()
+    assert {"llmops", "gateway"} <= packages, packages
+    stages = parse(DOCKERFILES[image])
+    (build,) = [s for s in stages if any("pip install" in r for r in s.all("RUN"))]
+    copied = set()
+    for args in build.all("COPY"):
+        words = [w for w in shlex.split(args) if not w.startswith("--")]
+        copied |= {w.strip("/").split("/")[0] for w in words[:-1]}
+    missing_packages = sorted(packages - copied)
+    assert not missing_packages, f"COPY these (and allow them in .dockerignore): {missing_packages}"
+
+
 def test_gateway_image_has_no_torch() -> None:
     """The gateway installs core + observability only: no extra that pulls torch."""
     stages = parse(DOCKERFILES["gateway"])
@@ -163,5 +143,5 @@ def test_parse_sees_through_build_args(tmp_path: Path) -> None:
     dockerfile.write_text("ARG BASE=python\nFROM ${BASE} AS build\nFROM build\nUSER 0\n")
     stages = parse(dockerfile)
     assert [s.image for s in stages] == ["python", "build"]
-    assert not _pinned(stages[0].image) and _pinned("python:3.11-slim")
-    assert not _pinned("python:latest") and _pinned("python@sha256:" + "0" * 64)
+    assert not is_pinned(stages[0].image) and is_pinned("python:3.11-slim")
+    assert not is_pinned("python:latest") and is_pinned("python@sha256:" + "0" * 64)

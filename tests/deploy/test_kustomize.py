@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.config import GatewayConfig, load_config
+from gateway._config import GatewayConfig, load_config
 from tests.deploy._support import (
     K8S,
     KUSTOMIZATIONS,
@@ -28,6 +28,7 @@ from tests.deploy._support import (
     one,
     pod_spec,
     render,
+    require_module,
 )
 
 K8S_VERSIONS = ("1.30.0", "1.34.0")
@@ -260,10 +261,8 @@ def test_gateway_retrieval_block_matches_the_retrieval_config(
     rendered: tuple[str, list[Doc]], tmp_path: Path
 ) -> None:
     """The gateway's ``retrieval`` section is the retrieval package's own config model."""
-    retrieval = pytest.importorskip("retrieval")
-    model = getattr(retrieval, "RetrievalConfig", None)
-    if model is None:
-        pytest.skip("retrieval exposes no RetrievalConfig")
+    retrieval = require_module("retrieval", "pip install -e '.[retrieval]'")
+    model = retrieval.RetrievalConfig
     _, docs = rendered
     config = _gateway_config(docs, tmp_path)
     assert isinstance(config.retrieval, model)

@@ -10,7 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from gateway import GatewayConfig
-from gateway.app import GatewayApp
+from gateway._app import GatewayApp
 
 
 def main() -> None:

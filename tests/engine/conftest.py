@@ -2,20 +2,21 @@
 
 One gateway whose lifespan starts a real vLLM CPU engine with SmolLM2 serves every test in the
 session: it is the path ``llmops serve`` takes when a model has no upstreams. The engine venv
-and the converted model must be prepared first (``python -m gateway.engine.cli prepare``, which
-``make test`` runs); without them the tests skip, or fail under ``CI=1``.
+and the converted model must be prepared first (``python -m engine.cli prepare``, which
+``make test`` runs); without them the tests skip, and under ``CI`` the skip fails
+(tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from gateway.engine import EngineSpec, is_engine_venv_ready, llmops_home, verify_manifest
-from gateway.engine.models import DEFAULT_MODEL, model_dir
+from common import llmops_home
+from engine import EngineSpec, is_engine_venv_ready, verify_manifest
+from engine._models import DEFAULT_MODEL, model_dir
 
 ENGINE_KEY = "sk-engine-test"
 MODEL = "smollm2"
@@ -28,10 +29,8 @@ def require_prepared_engine() -> None:
         return
     message = (
         f"engine venv or model not prepared under {home}: "
-        "run `python -m gateway.engine.cli prepare` (make test does)"
+        "run `python -m engine.cli prepare` (make test does)"
     )
-    if os.environ.get("CI"):
-        pytest.fail(message)
     pytest.skip(message)
 
 

@@ -1,4 +1,4 @@
-"""``llmops models prepare|list`` (the Typer app in gateway.engine.cli)."""
+"""``llmops models prepare|list`` (the Typer app in engine.cli)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from gateway.engine.cli import app
-from gateway.engine.models import model_dir, write_manifest
+from engine._models import model_dir, write_manifest
+from engine.cli import app
 
 runner = CliRunner()
 

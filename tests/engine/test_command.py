@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from gateway.engine import EngineSpec, build_command, build_env
+from engine import EngineSpec, build_command, build_env
 
 MODULE = "vllm.entrypoints.openai.api_server"
 

@@ -1,7 +1,7 @@
 """The real vLLM CPU engine with SmolLM2: health, models, an answer, restart, failover, no orphans.
 
 Slow (each engine start costs about a minute of CPU); marked ``engine``. Run after
-``python -m gateway.engine.cli prepare``.
+``python -m engine.cli prepare``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from gateway.engine import EngineManager
-from gateway.engine._procs import group_members
+from engine import EngineManager
+from engine._procs import group_members
 from tests.engine.conftest import (
     ENGINE_KEY,
     MODEL,

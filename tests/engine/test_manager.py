@@ -17,8 +17,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.engine import EngineManager, EngineSpec, EngineStartError
-from gateway.engine._procs import group_members
+from engine import EngineManager, EngineSpec, EngineStartError
+from engine._procs import group_members
 
 FAKE = Path(__file__).parent / "fake_vllm"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.engine import ModelPrepareError, prepare_model, resolve_model, verify_manifest
-from gateway.engine.models import MANIFEST, ModelSource, convert_in_subprocess, known_models
+from engine import ModelPrepareError, prepare_model, resolve_model, verify_manifest
+from engine._models import MANIFEST, ModelSource, convert_in_subprocess, known_models
 
 
 class CountingConverter:

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from gateway import GatewayConfig, hash_key
-from gateway.plugins import default_plugins
+from gateway._plugins import default_plugins
 from tests.fakes.servers import GatewayServer
 
 pytestmark = pytest.mark.engine

@@ -8,8 +8,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from gateway.engine import ensure_engine_venv, is_engine_venv_ready
-from gateway.engine.venv import MARKER, engine_recipe, engine_venv_dir
+from engine import ensure_engine_venv, is_engine_venv_ready
+from engine._venv import MARKER, engine_recipe, engine_venv_dir
 
 
 def _fake_installed(home: Path, recipe_dict: dict[str, object]) -> Path:

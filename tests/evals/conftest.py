@@ -103,10 +103,8 @@ def upstream() -> Iterator[TableUpstream]:
 
 def _plugins(cfg: GatewayConfig) -> list[Any]:
     """The gateway's own plug-ins (prompt rendering from git), as `llmops serve` wires them."""
-    try:
-        from gateway.plugins import default_plugins
-    except ImportError:  # an older gateway build: render: gateway tests then check fail-closed
-        return []
+    from gateway._plugins import default_plugins
+
     return list(default_plugins(cfg))
 
 

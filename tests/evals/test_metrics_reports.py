@@ -104,9 +104,10 @@ def test_reports_render(tmp_path: Path) -> None:
     assert root.tag == "testsuites" and int(root.get("failures", "0")) >= 1
     assert json.loads(paths["json"].read_text())["passed"] is False
     html = paths["html"].read_text()
-    assert html.count("<svg") == 4  # distribution + deltas for two metrics
-    # self-contained: no external fetches of any kind
-    assert not re.search(r"(src|href)=\"?https?:", html) and "<script" not in html
+    assert html.count("<svg") == 5  # distribution + deltas for two metrics, the forest plot
+    # self-contained: no external fetches of any kind; the one script is the report's own
+    assert not re.search(r"(src|href)=\"?https?:", html) and html.count("<script>") == 1
+    assert "<script src" not in html
     assert "@import" not in html and "url(" not in html
 
 

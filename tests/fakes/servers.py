@@ -10,7 +10,7 @@ import httpx
 import uvicorn
 
 from gateway import GatewayConfig
-from gateway.app import GatewayApp, Plugin
+from gateway._app import GatewayApp, Plugin
 from tests.fakes.openai_upstream import free_port
 
 

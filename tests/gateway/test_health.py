@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.health import check_replica
-from gateway.state import GatewayState
+from gateway._health import check_replica
+from gateway._state import GatewayState
 from tests.fakes.openai_upstream import FakeUpstream, free_port
 from tests.gateway.conftest import make_config
 

@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from gateway import GatewayConfig, hash_key
-from gateway.plugins import default_plugins
+from gateway._plugins import default_plugins
 from tests.fakes.openai_upstream import FakeUpstream
 from tests.fakes.servers import GatewayServer
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.usage import StreamUsageScanner, usage_from_body
+from gateway._usage import StreamUsageScanner, usage_from_body
 
 FINAL = b'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":5}}\n\n'
 

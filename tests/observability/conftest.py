@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway.app import GatewayApp
-from gateway.observability import observability_plugin
+from gateway._app import GatewayApp
+from gateway._observability import observability_plugin
 from tests.fakes.openai_upstream import FakeUpstream
 from tests.fakes.servers import GatewayServer
 from tests.gateway.conftest import ADMIN_KEY, make_config

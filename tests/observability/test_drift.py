@@ -17,9 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from gateway.observability import DriftStore, load_embedder
+from monitor._stats import mmd_permutation_test
 from monitor.cli import app as monitor_app
-from monitor.stats import mmd_permutation_test
+from observability import DriftStore, load_embedder
 from tests.observability.conftest import ADMIN_KEY
 
 COUNTRIES = [

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.observability import trace_id_for
+from observability import trace_id_for
 from tests.observability.conftest import ADMIN_KEY, obs_config
 from tests.observability.otlp_receiver import Receiver
 

@@ -62,13 +62,13 @@ def test_dashboard_structure() -> None:
 
 def test_dashboard_metric_names_exist_in_the_gateway() -> None:
     """Every llmops_* series the dashboard queries is one the gateway (or the plug-in) exports."""
-    from gateway.metrics import GatewayMetrics
+    from gateway._metrics import GatewayMetrics
 
     exported = set()
     for fam in GatewayMetrics().registry.collect():
         exported |= {fam.name + s for s in ("", "_total", "_bucket", "_count", "_sum")}
     exported |= {"llmops_traces_total"}
-    from gateway.observability.drift_metrics import GAUGES
+    from observability._drift_metrics import GAUGES
 
     exported |= {g[0] for g in GAUGES}
     for e in exprs():

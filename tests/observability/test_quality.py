@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from langfuse import Langfuse
 
-from monitor.quality import LangfuseTraces, RagasScorer, TracedResponse, run_quality
+from monitor._quality import LangfuseTraces, RagasScorer, TracedResponse, run_quality
 from tests.observability.otlp_receiver import Receiver
 
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from gateway.observability.config import DEFAULT_REDACTION_PATTERNS, RedactionConfig
-from gateway.observability.redact import Redactor
+from observability._config import DEFAULT_REDACTION_PATTERNS, RedactionConfig
+from observability._redact import Redactor
 
 TEXTS = [
     "mail bob@example.com now",

@@ -1,7 +1,7 @@
 """Spans captured in-process (the SDK's in-memory exporter) for plain, streamed, prompt and RAG
 requests through the real gateway, with the exact Langfuse attributes asserted.
 
-Prompt/RAG: the real prompt resolver (``gateway.prompt_resolution.resolve_prompt``) is wired by a
+Prompt/RAG: the real prompt resolver (``gateway._prompt_resolution.resolve_prompt``) is wired by a
 small test plug-in that sets ``ctx.extensions`` the way the gateway's resolver does ("prompt",
 "citations", "retrieval"); the registry is an in-memory stand-in and retrieval returns fixed hits
 (no Qdrant needed for what is under test here: the spans).
@@ -18,11 +18,11 @@ import openai
 import orjson
 import pytest
 
-from gateway.app import GatewayApp
-from gateway.context import RequestContext
-from gateway.errors import GatewayError
-from gateway.observability import trace_id_for
-from gateway.prompt_resolution import has_prompt_reference, resolve_prompt
+from gateway._app import GatewayApp
+from gateway._context import RequestContext
+from gateway._errors import GatewayError
+from gateway._prompt_resolution import has_prompt_reference, resolve_prompt
+from observability import trace_id_for
 from prompts import PromptError, PromptVersion, canonical_version, parse_template
 from tests.observability.conftest import ADMIN_KEY, obs_config
 

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.prompt_resolution import prompt_plugin
+from gateway._prompt_resolution import prompt_plugin
 from prompts import RegistryReloader
 from tests.fakes.openai_upstream import FakeUpstream
 from tests.fakes.servers import GatewayServer

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.prompt_resolution import resolve_prompt
+from gateway._prompt_resolution import resolve_prompt
 from prompts import PromptRegistry, RegistryReloader, RegistryUnavailable, ReloadStatus
 
 from .conftest import Repo
@@ -191,7 +191,7 @@ async def test_reload_under_concurrent_requests_loses_nothing(repo: Repo) -> Non
 async def test_reloader_from_gateway_config(repo: Repo) -> None:
     from types import SimpleNamespace
 
-    from gateway.prompt_resolution import reloader_from_config
+    from gateway._prompt_resolution import reloader_from_config
 
     repo.prompt("greet", "committed {{ who }}")
     repo.commit("c")

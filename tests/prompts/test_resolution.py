@@ -1,4 +1,4 @@
-"""gateway.prompt_resolution on dict bodies, with the shipped templates and a temp git repo."""
+"""gateway._prompt_resolution on dict bodies, with the shipped templates and a temp git repo."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.prompt_resolution import PromptResolution, RetrievalFailed, resolve_prompt
+from gateway._prompt_resolution import PromptResolution, RetrievalFailed, resolve_prompt
 from prompts import (
     HistoryUnavailable,
     PromptError,

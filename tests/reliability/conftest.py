@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway import GatewayConfig, hash_key
-from gateway.admin import admin_plugin
+from gateway._admin import admin_plugin
 from gateway.limits import edge_plugin, limits_plugin
 from tests.fakes.servers import GatewayServer
 from tests.reliability.fakes import RedisProcess, SlowUpstream

@@ -1,7 +1,7 @@
 """Serve the gateway as ``llmops serve`` does, with this area's plugins, for process tests.
 
 Kept here until the lead wires ``limits_plugin``/``admin_plugin``/``edge_plugin`` and the
-bounded header protocol into ``gateway/plugins.py`` and ``gateway/cli.py``.
+bounded header protocol into ``gateway/_plugins.py`` and ``gateway/cli.py``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import logging
 
 import uvicorn
 
-from gateway.admin import admin_plugin
-from gateway.app import GatewayApp
-from gateway.config import load_config
+from gateway._admin import admin_plugin
+from gateway._app import GatewayApp
+from gateway._config import load_config
 from gateway.limits import edge_plugin, limits_plugin
-from gateway.limits.edge import bounded_httptools
+from gateway.limits._edge import bounded_httptools
 
 
 def main() -> None:

@@ -4,25 +4,27 @@ hypothesis on config parsing and on the limiter's arithmetic."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import schemathesis
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gateway import GatewayConfig
-from gateway.admin import admin_plugin
-from gateway.app import GatewayApp, Plugin
+from gateway._admin import admin_plugin
+from gateway._app import GatewayApp, Plugin
+from gateway._limits_config import LimitsConfig, LimitSpec
 from gateway.limits import edge_plugin, limits_plugin
-from gateway.limits.config import LimitsConfig, LimitSpec
-from gateway.limits.memory import MemoryLimiter
-from gateway.limits.plan import build_plan
+from gateway.limits._memory import MemoryLimiter
+from gateway.limits._plan import build_plan
 from tests.fakes.servers import GatewayServer
 from tests.reliability.conftest import ADMIN, KEY_A, config_dict
 from tests.reliability.fakes import SlowUpstream
@@ -282,3 +284,169 @@ def test_memory_limiter_never_over_admits(
                 assert len(held) <= s.max_concurrent
             if s.requests_per_minute is not None:
                 assert admitted <= s.requests_per_minute + 1  # refill over the test's few ms
+
+
+# --- hypothesis on body shapes: nesting depth, size and field types on every data route ----
+# orjson reads 1024 levels of nesting but writes only 254: a body that parses must still never
+# be a 5xx, whether the gateway rewrites its model (aliases, served names) or not.
+_BODY_ROUTES = {
+    "chat": ("/v1/chat/completions", "messages", [{"role": "user", "content": "hi"}]),
+    "completions": ("/v1/completions", "prompt", "hi"),
+    "embeddings": ("/v1/embeddings", "input", "hi"),
+    "search": ("/v1/vector_stores/kb/search", "query", "capital"),
+}
+_BODY_FIELDS = st.sampled_from(
+    [
+        "model",
+        "messages",
+        "prompt",
+        "input",
+        "query",
+        "stream",
+        "user",
+        "max_tokens",
+        "n",
+        "stream_options",
+        "filters",
+        "max_num_results",
+        "encoding_format",
+    ]
+)
+
+
+class _HashEmbedder:
+    """A deterministic stand-in for the embedding model: the fuzzer tests the gateway."""
+
+    name, dim, max_tokens = "hash-8", 8, 256
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+    def embed_documents(self, texts: list[str]) -> Any:
+        import hashlib
+
+        import numpy as np
+
+        rows = [
+            np.frombuffer(hashlib.sha256(t.encode()).digest()[:8], dtype=np.uint8) + 1.0
+            for t in texts
+        ]
+        m = np.stack(rows).astype(np.float32) if rows else np.zeros((0, 8), dtype=np.float32)
+        return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-9)
+
+    def embed_query(self, text: str) -> Any:
+        return self.embed_documents([text])[0]
+
+
+@pytest.fixture(scope="module")
+def deep_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    from fastapi import Depends, Request
+
+    from gateway._vector_search import make_vector_search_router
+    from retrieval import RetrievalConfig, Retriever, StoreConfig
+
+    tmp = tmp_path_factory.mktemp("deep")
+    (tmp / "docs").mkdir()
+    (tmp / "docs" / "a.md").write_text("# France\n\nParis is the capital of France.\n")
+    store = StoreConfig(backend="edge", path=str(tmp / "edge"))
+    retriever = Retriever(RetrievalConfig(home=tmp / "home", store=store), embedder=_HashEmbedder())
+    retriever.ingest([str(tmp / "docs")], "kb")
+
+    def search_plugin(gw: GatewayApp) -> None:
+        async def authenticated(request: Request) -> None:
+            gw.state.keys.authenticate(request.headers.get("authorization"))
+
+        gw.app.include_router(
+            make_vector_search_router(retriever), dependencies=[Depends(authenticated)]
+        )
+
+    up = CannedUpstream(name="canned-deep").start()
+    cfg = _cfg(up.url)
+    cfg["server"]["max_body_bytes"] = 256 * 1024
+    cfg["models"][0].update(served_name="chat-served", aliases=["default"])
+    gw = GatewayServer(GatewayConfig(**cfg), [*_PLUGINS, search_plugin]).start()
+    yield gw
+    gw.stop()
+    up.stop()
+    retriever.close()
+
+
+def _nested(depth: int, shape: str, key: str, leaf: bytes) -> bytes:
+    opens: list[bytes] = []
+    for i in range(depth):
+        as_object = shape == "object" or (shape == "alternate" and i % 2 == 0)
+        opens.append(b"{" + orjson.dumps(key) + b":" if as_object else b"[")
+    closes = [b"}" if o.startswith(b"{") else b"]" for o in reversed(opens)]
+    return b"".join(opens) + leaf + b"".join(closes)
+
+
+@given(
+    route=st.sampled_from(sorted(_BODY_ROUTES)),
+    model=st.sampled_from(["default", "chat", "chat-served", "emb", "nope", 7, None]),
+    depth=st.integers(0, 1030),
+    shape=st.sampled_from(["object", "array", "alternate"]),
+    key=st.sampled_from(["x", "model", "messages", "", 'a"model']),
+    leaf=st.sampled_from([b"1", b'"s"', b"null", b"true", b"-2.5e3", b"{}", b"[]", b'"model"']),
+    place=st.sampled_from(["extra", "required", "inside", "model"]),
+    fields=st.dictionaries(_BODY_FIELDS, _values, max_size=3),
+    pad=st.integers(0, 300_000),
+    order=st.randoms(use_true_random=False),
+    separators=st.sampled_from([(b",", b":"), (b", ", b": "), (b",\n  ", b" :\t")]),
+)
+@example(
+    route="chat",
+    model="default",
+    depth=900,
+    shape="object",
+    key="x",
+    leaf=b"1",
+    place="extra",
+    fields={},
+    pad=0,
+    order=random.Random(0),
+    separators=(b",", b":"),
+)
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+def test_body_shapes_never_5xx(
+    deep_live: GatewayServer,
+    route: str,
+    model: Any,
+    depth: int,
+    shape: str,
+    key: str,
+    leaf: bytes,
+    place: str,
+    fields: dict[str, Any],
+    pad: int,
+    order: random.Random,
+    separators: tuple[bytes, bytes],
+) -> None:
+    path, required, valid = _BODY_ROUTES[route]
+    deep = _nested(depth, shape, key, leaf)
+    parts: dict[str, bytes] = {"model": orjson.dumps(model), required: orjson.dumps(valid)}
+    parts.update((k, orjson.dumps(v)) for k, v in fields.items())
+    if place == "extra":
+        parts["metadata"] = deep
+    elif place == "required" or place == "model":
+        parts[required if place == "required" else "model"] = deep
+    elif route == "chat":
+        parts[required] = b'[{"role":"user","content":"hi","extra":' + deep + b"}]"
+    else:
+        parts["filters" if route == "search" else required] = (
+            deep if route == "search" else b"[" + deep + b"]"
+        )
+    if pad:
+        parts["user"] = orjson.dumps("p" * pad)
+    items = list(parts.items())
+    order.shuffle(items)
+    comma, colon = separators
+    body = b"{" + comma.join(orjson.dumps(k) + colon + v for k, v in items) + b"}"
+    resp = httpx.post(
+        deep_live.url + path,
+        content=body,
+        headers={"authorization": f"Bearer {KEY_A}", "content-type": "application/json"},
+        timeout=30,
+    )
+    assert resp.status_code < 500, (route, place, depth, resp.status_code, resp.text[:300])
+    if resp.status_code >= 400:
+        _assert_openai_error(resp)

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.limits.plan import format_duration, window
+from gateway.limits._plan import format_duration, window
 from tests.reliability.conftest import KEY_A, KEY_B, KEY_C, MSG, auth, config_dict, start_gateway
 from tests.reliability.fakes import SlowUpstream
 

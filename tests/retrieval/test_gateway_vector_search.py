@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from gateway.vector_search import (
+from gateway._vector_search import (
     make_embeddings_router,
     make_retrieve,
     make_vector_search_router,

@@ -1,0 +1,41 @@
+"""The small core every package may import: it imports nothing of ours.
+
+One copy of each cross-cutting piece: the data directory, OpenAI base-URL normalisation, the
+local sentence-transformers embedder, the read-only git reader, the ragas judge builder, the
+request fields that hold a user's question and the consoles every command prints through.
+"""
+
+from common._console import cli_console, is_terminal, print_markdown, typer_settings
+from common._embedder import (
+    DEFAULT_EMBEDDING_MODEL,
+    LocalEmbedder,
+    default_model_path,
+    local_embedder,
+)
+from common._fields import QUESTION_VARS
+from common._git import CommitInfo, FileChange, Git, GitError, ShallowHistoryError
+from common._home import llmops_home
+from common._judge import ragas_embeddings, ragas_llm
+from common._urls import openai_base_url, server_root
+
+__all__ = [
+    "DEFAULT_EMBEDDING_MODEL",
+    "QUESTION_VARS",
+    "CommitInfo",
+    "FileChange",
+    "Git",
+    "GitError",
+    "LocalEmbedder",
+    "ShallowHistoryError",
+    "cli_console",
+    "default_model_path",
+    "is_terminal",
+    "llmops_home",
+    "local_embedder",
+    "openai_base_url",
+    "print_markdown",
+    "ragas_embeddings",
+    "ragas_llm",
+    "server_root",
+    "typer_settings",
+]

@@ -1,0 +1,243 @@
+"""Gateway configuration: one YAML file validated by pydantic, overridable by environment.
+
+Environment variables win over the file: ``LLMOPS_SERVER__PORT=9000`` or
+``LLMOPS_AUTH__ENABLED=false`` (prefix ``LLMOPS_``, nested fields joined by ``__``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from common import server_root
+from engine import EngineSpec
+from gateway._limits_config import LimitsConfig, LimitSpec
+from observability import ObservabilityConfig
+from retrieval import EmbedderConfig, RetrievalConfig
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UpstreamConfig(_Strict):
+    """One vLLM replica (its OpenAI server root, with or without a trailing ``/v1``)."""
+
+    url: str
+    weight: float = Field(1.0, gt=0)
+    api_key: str | None = Field(None, description="Bearer key the replica itself requires, if any.")
+
+    @field_validator("url")
+    @classmethod
+    def _normalise(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("upstream url must start with http:// or https://")
+        return server_root(v)
+
+
+class ModelConfig(_Strict):
+    """A model clients can name, served by replicas or by a local engine the gateway starts."""
+
+    name: str = Field(min_length=1)
+    served_name: str | None = Field(None, description="Name the replicas know; defaults to name.")
+    aliases: list[str] = Field(default_factory=list)
+    kind: Literal["chat", "embedding"] = "chat"
+    upstreams: list[UpstreamConfig] = Field(default_factory=list)
+    engine: EngineSpec | None = None
+    embedder: EmbedderConfig | None = Field(
+        None, description="kind: embedding only: served in-process (sentence-transformers)."
+    )
+    owned_by: str = "llmops"
+
+    @model_validator(mode="after")
+    def _needs_a_backend(self) -> ModelConfig:
+        if not self.upstreams and self.engine is None and self.embedder is None:
+            raise ValueError(
+                f"model {self.name!r} needs 'upstreams', an 'engine' to start, or an 'embedder'"
+            )
+        if self.embedder is not None and (self.kind != "embedding" or self.upstreams):
+            raise ValueError(
+                f"model {self.name!r}: 'embedder' serves a kind: embedding model in-process, "
+                "without upstreams"
+            )
+        return self
+
+    @property
+    def upstream_name(self) -> str:
+        return self.served_name or self.name
+
+
+class ApiKeyConfig(_Strict):
+    """A client key, stored only as its SHA-256 hex digest (``llmops keys hash`` prints one)."""
+
+    name: str
+    sha256: str
+    models: list[str] | None = Field(None, description="Models (or aliases) allowed; null = all.")
+    team: str | None = Field(None, description="Team whose shared limits (limits.teams) apply.")
+    limits: LimitSpec | None = Field(None, description="This key's limits; null = limits.default.")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        return _check_digest(v)
+
+
+def _check_digest(v: str) -> str:
+    v = v.strip().lower()
+    if not _SHA256_HEX.match(v):
+        raise ValueError("sha256 must be 64 lowercase hex characters")
+    return v
+
+
+class AuthConfig(_Strict):
+    enabled: bool = True
+    keys: list[ApiKeyConfig] = Field(default_factory=list)
+    admin_sha256: str | None = Field(
+        None, description="Digest of the admin key (/admin routes); null = admin routes off."
+    )
+
+    @field_validator("admin_sha256")
+    @classmethod
+    def _admin_hex(cls, v: str | None) -> str | None:
+        return None if v is None else _check_digest(v)
+
+    @model_validator(mode="after")
+    def _unique(self) -> AuthConfig:
+        names = [k.name for k in self.keys]
+        if len(set(names)) != len(names):
+            raise ValueError("auth.keys: key names must be unique")
+        digests = [k.sha256 for k in self.keys]
+        if len(set(digests)) != len(digests):
+            raise ValueError("auth.keys: the same key digest is listed twice")
+        if self.admin_sha256 is not None and self.admin_sha256 in digests:
+            raise ValueError("auth.admin_sha256 must not also be a client key")
+        return self
+
+
+class CorsConfig(_Strict):
+    """Browser cross-origin access; off unless origins are listed."""
+
+    allow_origins: list[str] = Field(default_factory=list)
+    allow_headers: list[str] = Field(
+        default_factory=lambda: ["authorization", "content-type", "x-request-id"]
+    )
+    allow_credentials: bool = False
+    max_age_s: int = Field(600, ge=0)
+
+
+class HealthConfig(_Strict):
+    """Active checks on each replica's ``/health`` plus passive ejection after failures."""
+
+    interval_s: float = Field(5.0, gt=0)
+    timeout_s: float = Field(2.0, gt=0)
+    failure_threshold: int = Field(3, ge=1)
+    backoff_initial_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(60.0, gt=0)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    request_timeout_s: float = Field(600.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    max_connections_per_replica: int = Field(0, ge=0, description="0 = unlimited")
+    affinity: bool = Field(True, description="Same user / x-session-id sticks to a replica.")
+    # Streams: the first chunk must come within first_byte_timeout_s of sending the request,
+    # and each later chunk within chunk_timeout_s of the previous one; otherwise the client
+    # gets an OpenAI-style error event and the upstream request is aborted.
+    first_byte_timeout_s: float = Field(120.0, gt=0)
+    chunk_timeout_s: float = Field(60.0, gt=0)
+    max_header_bytes: int = Field(64 * 1024, ge=1024, description="Request line + headers.")
+    cors: CorsConfig = Field(default_factory=CorsConfig)
+
+
+class PromptsConfig(_Strict):
+    """Where the prompt registry reads templates (see docs/prompts.md)."""
+
+    enabled: bool = True
+    repo: str = "."
+    dir: str = "prompts"
+    ref: str | None = Field("HEAD", description="git ref served; null = read the working tree")
+    reload_interval_s: float = Field(5.0, ge=0, description="0 = load once, never poll")
+
+
+class GatewayConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LLMOPS_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    models: list[ModelConfig] = Field(default_factory=list)
+    prompts: PromptsConfig | None = None
+    retrieval: RetrievalConfig | None = Field(
+        None, description="Qdrant store and embedder for RAG prompts and vector store search."
+    )
+    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    # The file this config came from (set by load_config; admin reload re-reads it).
+    _source: Path | None = PrivateAttr(None)
+
+    @property
+    def source_path(self) -> Path | None:
+        return self._source
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the YAML file (passed in as init kwargs).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> GatewayConfig:
+        seen: dict[str, str] = {}
+        for m in self.models:
+            for n in (m.name, *m.aliases):
+                if n in seen:
+                    raise ValueError(f"model name or alias {n!r} used twice ({seen[n]}, {m.name})")
+                seen[n] = m.name
+        for k in self.auth.keys:
+            for n in k.models or ():
+                if n not in seen:
+                    raise ValueError(f"key {k.name!r} allows unknown model {n!r}")
+        for name in self.limits.shedding.models:
+            if name not in seen:
+                raise ValueError(f"limits.shedding.models names unknown model {name!r}")
+        return self
+
+
+def hash_key(key: str) -> str:
+    """The digest stored in the config for a client key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load_config(path: str | Path | None) -> GatewayConfig:
+    """Read and validate a YAML config; ``None`` gives defaults plus the environment."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: the top level must be a mapping")
+        data = raw
+    cfg = GatewayConfig(**data)
+    if path is not None:
+        cfg._source = Path(path).resolve()
+    return cfg

@@ -1,0 +1,136 @@
+"""Everything the request path reads, built once from the config at start-up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from common import server_root
+from gateway._config import GatewayConfig
+from gateway._errors import GatewayError
+from gateway._keys import KeyStore
+from gateway._metrics import GatewayMetrics
+from gateway._replicas import ModelPool, Replica
+from gateway._routing import LeastOutstanding, RoutingStrategy
+
+
+@dataclass(eq=False)
+class GatewayState:
+    config: GatewayConfig
+    pools: dict[str, ModelPool]
+    canonical: dict[str, str]
+    keys: KeyStore
+    metrics: GatewayMetrics
+    strategy: RoutingStrategy = field(default_factory=LeastOutstanding)
+    session: aiohttp.ClientSession = field(init=False)
+    timeout: aiohttp.ClientTimeout = field(init=False)
+    # Called with the new config after ``apply_config`` (limits, shedding... re-read theirs).
+    reload_hooks: list[Callable[[GatewayConfig], None]] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig) -> GatewayState:
+        pools: dict[str, ModelPool] = {}
+        canonical: dict[str, str] = {}
+        for m in config.models:
+            replicas = [
+                Replica(model=m.name, url=u.url, weight=u.weight, api_key=u.api_key)
+                for u in m.upstreams
+            ]
+            pools[m.name] = ModelPool(
+                m.name, m.upstream_name, m.kind, replicas, local=m.embedder is not None
+            )
+            for n in (m.name, *m.aliases):
+                canonical[n] = m.name
+        metrics = GatewayMetrics()
+        return cls(config, pools, canonical, KeyStore(config.auth, canonical), metrics)
+
+    def open_session(self) -> None:
+        """One client session for the process lifetime (created inside the running loop)."""
+        srv = self.config.server
+        self.timeout = aiohttp.ClientTimeout(
+            total=srv.request_timeout_s, connect=srv.connect_timeout_s
+        )
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=0, limit_per_host=srv.max_connections_per_replica, ttl_dns_cache=300
+            ),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        )
+
+    def pool_for(self, name: str) -> ModelPool:
+        canonical = self.canonical.get(name)
+        if canonical is None:
+            raise GatewayError(
+                404,
+                f"The model '{name}' does not exist or you do not have access to it.",
+                code="model_not_found",
+                param="model",
+            )
+        return self.pools[canonical]
+
+    def replica_failed(self, replica: Replica, reason: str, *, eject: bool = True) -> None:
+        self.metrics.upstream_error(replica.model, replica.url, reason)
+        if eject and replica.record_failure(self.config.health, time.monotonic()):
+            self.metrics.set_healthy(replica.model, replica.url, False)
+
+    def add_replica(self, model: str, url: str, weight: float = 1.0) -> Replica:
+        replica = Replica(model=model, url=server_root(url), weight=weight)
+        self.pools[model].replicas.append(replica)
+        return replica
+
+    def apply_config(self, new: GatewayConfig) -> dict[str, list[str]]:
+        """Take keys, limits and replica lists from a re-read config without a restart.
+
+        Replicas that stay keep their counters and health; models are added or removed;
+        server settings (ports, timeouts) and engines need a restart. Returns what changed.
+        """
+        changes: dict[str, list[str]] = {"added": [], "removed": [], "restart_needed": []}
+        if new.server != self.config.server:
+            changes["restart_needed"].append("server")
+        canonical: dict[str, str] = {}
+        pools: dict[str, ModelPool] = {}
+        for m in new.models:
+            old = self.pools.get(m.name)
+            if m.engine is not None and not m.upstreams:
+                if old is None:
+                    changes["restart_needed"].append(f"model {m.name} (engine)")
+                    continue
+                pools[m.name] = old  # a local engine's replicas stay as they are
+            else:
+                by_url = {r.url: r for r in old.replicas} if old is not None else {}
+                replicas = []
+                for u in m.upstreams:
+                    r = by_url.get(u.url)
+                    if r is None:
+                        r = Replica(model=m.name, url=u.url, weight=u.weight, api_key=u.api_key)
+                        if old is not None:
+                            changes["added"].append(f"{m.name} {u.url}")
+                    else:
+                        r.weight, r.api_key = u.weight, u.api_key
+                    replicas.append(r)
+                for url in by_url.keys() - {u.url for u in m.upstreams}:
+                    changes["removed"].append(f"{m.name} {url}")
+                if old is None:
+                    pools[m.name] = ModelPool(
+                        m.name, m.upstream_name, m.kind, replicas, local=m.embedder is not None
+                    )
+                else:
+                    old.upstream_name, old.kind, old.replicas = m.upstream_name, m.kind, replicas
+                    pools[m.name] = old
+            for n in (m.name, *m.aliases):
+                canonical[n] = m.name
+        for name in self.pools.keys() - pools.keys():
+            changes["removed"].append(name)
+        for name in pools.keys() - self.pools.keys():
+            changes["added"].append(name)
+        self.pools, self.canonical = pools, canonical
+        self.keys.load(new.auth, canonical)
+        new._source = self.config._source
+        self.config = new
+        for hook in self.reload_hooks:
+            hook(new)
+        return changes

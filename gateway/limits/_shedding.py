@@ -1,0 +1,175 @@
+"""Load shedding: a bounded admission queue per model in front of the replicas.
+
+A model takes ``replica_capacity`` requests in flight per available replica (a replica whose
+vLLM queue, ``vllm:num_requests_waiting``, is above ``max_waiting`` counts as full). Beyond
+that, up to ``queue_size`` requests wait in FIFO order for a slot, at most
+``queue_timeout_s``; everything else gets 503 with Retry-After at once. So memory and
+waiting time stay bounded whatever the offered load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from gateway._context import RequestContext
+from gateway._errors import GatewayError
+from gateway._limits_config import SheddingConfig
+from gateway._replicas import ModelPool, Replica
+from gateway._state import GatewayState
+
+log = logging.getLogger("llmops.gateway.shedding")
+
+_WAITING = re.compile(rb"^vllm:num_requests_waiting(?:\{[^}]*\})?\s+([0-9.eE+-]+)", re.M)
+
+
+@dataclass(eq=False, slots=True)
+class _Gate:
+    pool: ModelPool
+    capacity_per_replica: int
+    queue_size: int
+    admitted: int = 0
+    waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+
+
+class Shedder:
+    def __init__(self, state: GatewayState, cfg: SheddingConfig) -> None:
+        self.state = state
+        self.cfg = cfg
+        self.gates: dict[str, _Gate] = {}
+        self.waiting: dict[Replica, int] = {}  # scraped vLLM queue lengths
+        self.shed_total = 0
+        self.reconfigure(cfg)
+
+    def reconfigure(self, cfg: SheddingConfig) -> None:
+        self.cfg = cfg
+        for name, pool in self.state.pools.items():
+            over = cfg.models.get(name)
+            cap = over.replica_capacity if over and over.replica_capacity else cfg.replica_capacity
+            qs = over.queue_size if over and over.queue_size is not None else cfg.queue_size
+            gate = self.gates.get(name)
+            if gate is None:
+                self.gates[name] = _Gate(pool, cap, qs)
+            else:
+                gate.pool, gate.capacity_per_replica, gate.queue_size = pool, cap, qs
+        for name in [n for n in self.gates if n not in self.state.pools]:
+            del self.gates[name]
+        self.wake_all()
+
+    def capacity(self, gate: _Gate) -> int:
+        now = time.monotonic()
+        limit = self.cfg.max_waiting
+        n = 0
+        for r in gate.pool.replicas:
+            if r.available(now) and not (limit and self.waiting.get(r, 0) > limit):
+                n += 1
+        return n * gate.capacity_per_replica
+
+    async def admit(self, ctx: RequestContext) -> None:
+        gate = self.gates.get(ctx.model)
+        if gate is None:
+            return
+        cap = self.capacity(gate)
+        if cap == 0 and not gate.pool.any_available():
+            return  # nothing is up: the proxy answers 503 no_healthy_replica itself
+        if gate.admitted < cap and not gate.waiters:
+            gate.admitted += 1
+            ctx.on_finish.append(lambda _c: self._release(gate))
+            return
+        if len(gate.waiters) >= gate.queue_size:
+            raise self._shed(ctx.model, "saturated")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        gate.waiters.append(fut)
+        try:
+            async with asyncio.timeout(self.cfg.queue_timeout_s):
+                await fut
+        except BaseException as e:
+            if fut.done() and not fut.cancelled():
+                self._release(gate)  # a slot was handed over just as we gave up
+            else:
+                with contextlib.suppress(ValueError):
+                    gate.waiters.remove(fut)
+            if isinstance(e, TimeoutError):
+                raise self._shed(ctx.model, "queue_timeout") from None
+            raise
+        ctx.on_finish.append(lambda _c: self._release(gate))
+
+    def _shed(self, model: str, reason: str) -> GatewayError:
+        self.shed_total += 1
+        msg = (
+            f"Model '{model}' is at capacity; the request was not queued. Retry shortly."
+            if reason == "saturated"
+            else f"Model '{model}' stayed at capacity while the request waited. Retry shortly."
+        )
+        return GatewayError(
+            503, msg, code="model_overloaded", headers={"retry-after": str(self.cfg.retry_after_s)}
+        )
+
+    def _release(self, gate: _Gate) -> None:
+        gate.admitted -= 1
+        self._wake(gate)
+
+    def _wake(self, gate: _Gate) -> None:
+        if not gate.waiters:
+            return
+        cap = self.capacity(gate)
+        while gate.waiters and gate.admitted < cap:
+            fut = gate.waiters.popleft()
+            if not fut.done():
+                gate.admitted += 1
+                fut.set_result(None)
+
+    def wake_all(self) -> None:
+        for gate in self.gates.values():
+            self._wake(gate)
+
+    def queue_depth(self) -> dict[str, int]:
+        return {n: len(g.waiters) for n, g in self.gates.items()}
+
+    # --- background: vLLM queue lengths, and waking waiters when capacity returns -----------
+    async def run(self) -> None:
+        interval = min(self.cfg.scrape_interval_s, 1.0)
+        next_scrape = 0.0
+        while True:
+            try:
+                if self.cfg.max_waiting and time.monotonic() >= next_scrape:
+                    next_scrape = time.monotonic() + self.cfg.scrape_interval_s
+                    await self.scrape_all()
+                self.wake_all()
+            except Exception:  # never let the loop die
+                log.exception("shedding loop failed")
+            await asyncio.sleep(interval)
+
+    async def scrape_all(self) -> None:
+        replicas = [r for g in self.gates.values() for r in g.pool.replicas]
+        await asyncio.gather(*(self._scrape(r) for r in replicas))
+        for r in [r for r in self.waiting if r not in replicas]:
+            del self.waiting[r]
+
+    async def _scrape(self, r: Replica) -> None:
+        headers = {"authorization": f"Bearer {r.api_key}"} if r.api_key else None
+        try:
+            async with self.state.session.get(
+                r.url + "/metrics",
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.cfg.scrape_timeout_s),
+            ) as resp:
+                if resp.status != 200:
+                    self.waiting.pop(r, None)
+                    return
+                body = await resp.content.read(8 << 20)
+        except (aiohttp.ClientError, TimeoutError):
+            self.waiting.pop(r, None)
+            return
+        values = [float(m) for m in _WAITING.findall(body)]
+        if values:
+            self.waiting[r] = int(sum(values))
+        else:
+            self.waiting.pop(r, None)
