@@ -12,7 +12,7 @@ from common._embedder import (
     default_model_path,
     local_embedder,
 )
-from common._fields import QUESTION_VARS
+from common._fields import QUESTION_VARS, question_in
 from common._git import CommitInfo, FileChange, Git, GitError, ShallowHistoryError
 from common._home import llmops_home
 from common._judge import ragas_embeddings, ragas_llm
@@ -34,6 +34,7 @@ __all__ = [
     "local_embedder",
     "openai_base_url",
     "print_markdown",
+    "question_in",
     "ragas_embeddings",
     "ragas_llm",
     "server_root",

@@ -49,6 +49,8 @@ def build_command(
     if spec.lora_modules:
         cmd += ["--enable-lora", "--lora-modules"]
         cmd += [f"{name}={path}" for name, path in spec.lora_modules.items()]
+    if spec.tool_call_parser:
+        cmd += ["--enable-auto-tool-choice", "--tool-call-parser", spec.tool_call_parser]
     cmd += spec.extra_args
     return cmd
 
@@ -82,6 +84,9 @@ def build_env(
     env["DO_NOT_TRACK"] = "1"
     if spec.is_cpu:
         env["VLLM_CPU_KVCACHE_SPACE"] = str(spec.kv_cache_gib)
+    if spec.responses_store:
+        # vLLM keeps every stored response in memory and never evicts one (until it restarts).
+        env["VLLM_ENABLE_RESPONSES_API_STORE"] = "1"
     if model_is_local:
         env["HF_HUB_OFFLINE"] = "1"
         env["TRANSFORMERS_OFFLINE"] = "1"

@@ -28,6 +28,18 @@ class EngineSpec(BaseModel):
     tensor_parallel_size: int = Field(1, ge=1, description="GPU only")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="GPU only")
     lora_modules: dict[str, str] = Field(default_factory=dict, description="adapter name -> path")
+    responses_store: bool = Field(
+        False,
+        description=(
+            "VLLM_ENABLE_RESPONSES_API_STORE=1: keep Responses API responses, for GET "
+            "/v1/responses/{id} and previous_response_id (in memory, never evicted)"
+        ),
+    )
+    tool_call_parser: str | None = Field(
+        None,
+        min_length=1,
+        description="--enable-auto-tool-choice --tool-call-parser NAME (e.g. hermes): tool calls",
+    )
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     host: str = "127.0.0.1"

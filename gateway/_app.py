@@ -21,6 +21,7 @@ from gateway._config import GatewayConfig
 from gateway._errors import GatewayError, error_response
 from gateway._health import check_all, health_loop
 from gateway._proxy import Proxy
+from gateway._responses import install_responses
 from gateway._router import DataHandler, DataRouter
 from gateway._state import GatewayState
 
@@ -73,6 +74,7 @@ class GatewayApp:
             redoc_url=None,
         )
         self._data_routes()
+        self.responses = install_responses(self)
         self._model_routes()
         self._health_routes()
         self._metrics_route()

@@ -50,7 +50,7 @@ def encode(data: dict[str, Any]) -> bytes:
         raise GatewayError(
             400,
             f"The request body nests JSON deeper than {MAX_ENCODE_DEPTH} levels, the most the "
-            "gateway re-encodes (it does so after resolving a prompt template).",
+            "gateway can encode again once it has rewritten the body (a prompt template).",
             code="body_too_deep",
         ) from None
 

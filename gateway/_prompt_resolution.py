@@ -1,4 +1,4 @@
-"""Resolve OpenAI's ``prompt`` object in chat/completions bodies into concrete messages.
+"""Resolve OpenAI's ``prompt`` object in chat/completions/responses bodies into messages.
 
 The hot path: a body without ``prompt`` returns at once; with one, the cost is a few dict reads,
 variable checks and the rendering of templates compiled when the registry loaded. Retrieval, when
@@ -8,6 +8,9 @@ Body shape (sent by the SDK through ``extra_body``)::
 
     {"model": ..., "messages": [...],
      "prompt": {"id": "rag-answer", "version": "canary", "variables": {"question": "..."}}}
+
+The Responses API takes the same object as its native ``prompt`` parameter (the SDK's
+``responses.create(prompt=...)``); the rendered messages become the ``input``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from prompts import (
 )
 
 Retrieve = Callable[[str, str, int, dict[str, Any] | None], Awaitable[list[dict[str, Any]]]]
-Endpoint = Literal["chat", "completions"]
+Endpoint = Literal["chat", "completions", "responses"]
 
 _PROMPT_KEYS = frozenset({"id", "version", "variables"})
 
@@ -66,7 +69,7 @@ class PromptResolution:
 def has_prompt_reference(body: dict[str, Any], endpoint: Endpoint = "chat") -> bool:
     """True when ``body`` carries a prompt object (a completions ``prompt`` string does not)."""
     ref = body.get("prompt")
-    return ref is not None and (endpoint == "chat" or isinstance(ref, dict))
+    return ref is not None and (endpoint != "completions" or isinstance(ref, dict))
 
 
 async def resolve_prompt(
@@ -83,6 +86,9 @@ async def resolve_prompt(
     - completions: a ``prompt`` string or list is the plain completions prompt and passes
       through; a prompt *object* renders to a string: the rendered messages' contents joined by
       blank lines (roles dropped: the gateway has no chat template for raw completions).
+    - responses: rendered messages (input items) go before the request's own ``input`` (a
+      string is one user message); ``max_tokens`` params become ``max_output_tokens`` and a
+      ``response_format`` becomes ``text.format``.
     - The template's ``model``, ``params`` and ``response_format`` apply only where the body does
       not set them (a missing, null or empty ``model`` takes the template's).
     - Canary splits are sticky per ``user`` (argument), else the body's ``user`` or
@@ -164,6 +170,8 @@ def _merge_rendered(
     """A copy of ``body`` with the rendered prompt in place of the reference; the template's
     model, params and response_format are defaults only, so the request's own values win."""
     new = dict(body)
+    if endpoint == "responses":
+        return _merge_responses(body, new, rendered)
     if endpoint == "chat":
         own = body.get("messages")
         if own is None:
@@ -183,6 +191,36 @@ def _merge_rendered(
             new[key] = value
     if rendered.response_format is not None and "response_format" not in body:
         new["response_format"] = rendered.response_format
+    return new
+
+
+def _merge_responses(
+    body: dict[str, Any], new: dict[str, Any], rendered: RenderedPrompt
+) -> dict[str, Any]:
+    own = body.get("input")
+    if own is None:
+        own = []
+    elif isinstance(own, str):
+        own = [{"role": "user", "content": own}]
+    elif not isinstance(own, list):
+        raise PromptError(
+            "input must be a string or an array of input items", param="input", code="invalid_type"
+        )
+    new["input"] = rendered.messages + own
+    del new["prompt"]
+    if rendered.model and not body.get("model"):
+        new["model"] = rendered.model
+    for key, value in rendered.params.items():
+        if key in ("max_tokens", "max_completion_tokens"):
+            key = "max_output_tokens"
+        if key not in body:
+            new[key] = value
+    rf = rendered.response_format
+    if rf is not None and "text" not in body:
+        fmt = {"type": rf.get("type")}
+        if rf.get("type") == "json_schema" and isinstance(rf.get("json_schema"), dict):
+            fmt.update(rf["json_schema"])  # Responses flattens name, schema, strict
+        new["text"] = {"format": fmt}
     return new
 
 
@@ -246,9 +284,9 @@ def prompt_plugin(reloader: RegistryReloader, retrieve: Retrieve | None = None) 
         async def resolver(ctx: Any) -> bool:
             data = ctx.data
             route = ctx.route
-            if data is None or route not in ("chat", "completions"):
+            if data is None or route not in ("chat", "completions", "responses"):
                 return False
-            endpoint: Endpoint = "completions" if route == "completions" else "chat"
+            endpoint: Endpoint = route
             if not has_prompt_reference(data, endpoint):
                 return False
             try:

@@ -27,7 +27,7 @@ from gateway._metrics import GatewayMetrics
 from gateway._replicas import Replica
 from gateway._request_model import parse_body, routing_fields
 from gateway._state import GatewayState
-from gateway._usage import StreamUsageScanner, usage_from_body
+from gateway._usage import response_id_from_body, stream_scanner, usage_from_body
 
 log = logging.getLogger("llmops.gateway.proxy")
 
@@ -40,6 +40,7 @@ _PATHS = {
     "chat": "/v1/chat/completions",
     "completions": "/v1/completions",
     "embeddings": "/v1/embeddings",
+    "responses": "/v1/responses",
 }
 
 
@@ -103,6 +104,8 @@ class Proxy:
         st = self.state
         model = ctx.model
         pool = st.pools[model]
+        # A request continuing a stored response is pinned to its replica (gateway._responses).
+        replicas = ctx.extensions.get("replicas") or pool.replicas
         path = _PATHS[ctx.route]
         affinity = None
         if st.config.server.affinity:
@@ -111,7 +114,7 @@ class Proxy:
         loop = asyncio.get_running_loop()
         upstream_headers = {"content-type": "application/json", "x-request-id": ctx.request_id}
         for attempt in (0, 1):
-            replica = st.strategy.choose(pool.replicas, affinity, tried)
+            replica = st.strategy.choose(replicas, affinity, tried)
             if replica is None:
                 if tried:
                     break
@@ -152,13 +155,13 @@ class Proxy:
                     ) from e
                 except TimeoutError as e:
                     st.replica_failed(replica, "timeout")
-                    if first_byte_by and attempt == 0 and len(pool.replicas) > 1:
+                    if first_byte_by and attempt == 0 and len(replicas) > 1:
                         st.metrics.retry(model)  # nothing reached the client yet: try another
                         continue
                     raise GatewayError(
                         504, f"The upstream for model '{model}' timed out.", code="upstream_timeout"
                     ) from e
-                if resp.status in _RETRYABLE_STATUS and attempt == 0 and len(pool.replicas) > 1:
+                if resp.status in _RETRYABLE_STATUS and attempt == 0 and len(replicas) > 1:
                     resp.release()
                     st.replica_failed(replica, f"status_{resp.status}")
                     st.metrics.retry(model)
@@ -173,7 +176,7 @@ class Proxy:
                     return await self._respond(ctx, resp, lease, first_byte_by)
                 except _UpstreamBroken as e:
                     # Nothing was sent to the client yet: another replica may answer properly.
-                    if attempt == 0 and len(pool.replicas) > 1:
+                    if attempt == 0 and len(replicas) > 1:
                         st.metrics.retry(model)
                         continue
                     raise GatewayError(e.status, e.message, code=e.code) from e
@@ -222,6 +225,8 @@ class Proxy:
             )
         if resp.status == 200:
             ctx.usage = usage_from_body(payload)
+            if ctx.route == "responses":
+                ctx.extensions["response_id"] = response_id_from_body(payload)
             citations = ctx.extensions.get("citations")
             if citations is not None and ctype.startswith("application/json"):
                 payload = _with_field(payload, "citations", citations)
@@ -343,7 +348,7 @@ class _Relay:
         self._resp = resp
         self._lease = lease
         self._first_byte_by = first_byte_by
-        self._scanner = StreamUsageScanner()
+        self._scanner = stream_scanner(ctx)
         self._chunks: list[bytes] | None = [] if ctx.capture_output else None
         self._settled = False
         self.body = self._relay()
@@ -416,7 +421,10 @@ class _Relay:
                 scanner.feed(chunk)
                 if chunks is not None:
                     chunks.append(chunk)
-                if not done and (tail + chunk[-16:]).rstrip().endswith(b"[DONE]"):
+                # A Responses stream has no [DONE]: its scanner sees the terminal event.
+                if not done and (
+                    scanner.ended or (tail + chunk[-16:]).rstrip().endswith(b"[DONE]")
+                ):
                     done = True
                     self.settle()
                 tail = chunk[-16:]

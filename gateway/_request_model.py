@@ -6,12 +6,16 @@ parameters (``top_k``, ``min_p``, ``guided_json``...) reach the engine exactly a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from gateway._errors import GatewayError
+
+# The tags pydantic puts in the location of a union member's error: "str", "list[any]"...
+_UNION_TAG = re.compile(r"(?:str|int|float|bool|list|dict)(?:\[.*\])?\Z")
 
 
 class _Routing(BaseModel):
@@ -34,10 +38,19 @@ class EmbeddingRouting(_Routing):
     input: str | list[Any]
 
 
+class ResponsesRouting(_Routing):
+    """The Responses API: ``input`` is a string or a list of input items; a
+    ``previous_response_id`` pins the request to the replica holding that response."""
+
+    input: str | list[Any]
+    previous_response_id: str | None = None
+
+
 ROUTE_MODELS: dict[str, type[_Routing]] = {
     "chat": ChatRouting,
     "completions": CompletionRouting,
     "embeddings": EmbeddingRouting,
+    "responses": ResponsesRouting,
 }
 
 
@@ -59,8 +72,15 @@ def routing_fields(route: str, data: dict[str, Any]) -> _Routing:
     try:
         return ROUTE_MODELS[route].model_validate(data)
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
+        errors = e.errors(include_url=False)
+        param = _param(errors[0]["loc"])
+        # A union (``str | list``) fails once per member: name them all, for one param.
+        msg = " or ".join(dict.fromkeys(x["msg"] for x in errors if _param(x["loc"]) == param))
         raise GatewayError(
-            400, f"Invalid request: '{param}': {err['msg']}", param=param, code="invalid_value"
+            400, f"Invalid request: '{param}': {msg}", param=param, code="invalid_value"
         ) from e
+
+
+def _param(loc: tuple[int | str, ...]) -> str | None:
+    """The field's path without pydantic's union member tags (``input.str``: ``input``)."""
+    return ".".join(str(p) for p in loc if not _UNION_TAG.match(str(p))) or None

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from common import QUESTION_VARS
+from common import question_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +26,9 @@ def case_question(obj: dict[str, Any]) -> str | None:
     message, else a top-level text field (the eval harness reads cases the same way)."""
     variables = obj.get("vars")
     if isinstance(variables, dict):
-        for k in QUESTION_VARS:
-            v = variables.get(k)
-            if isinstance(v, str) and v:
-                return v
+        found = question_in(variables)
+        if found is not None:
+            return found
     messages = obj.get("messages")
     if isinstance(messages, list):
         for m in reversed(messages):
@@ -39,15 +38,10 @@ def case_question(obj: dict[str, Any]) -> str | None:
                 and isinstance(m.get("content"), str)
             ):
                 return str(m["content"])
-    for k in QUESTION_VARS:
-        v = obj.get(k)
-        if isinstance(v, str) and v:
-            return v
-    if isinstance(variables, dict):
-        strings = [v for v in variables.values() if isinstance(v, str) and v]
-        if strings:
-            return "\n".join(strings)
-    return None
+    found = question_in(obj)
+    if found is not None:
+        return found
+    return question_in(variables, join_others=True) if isinstance(variables, dict) else None
 
 
 def read_jsonl(path: Path) -> list[str]:

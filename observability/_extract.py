@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from common import QUESTION_VARS
+from common import question_in
 
 # Template variables that usually hold the user's question (same order as the eval harness).
 
@@ -52,13 +52,9 @@ def query_text(data: dict[str, Any] | None, route: str) -> str | None:
     if isinstance(ref, dict):
         variables = ref.get("variables")
         if isinstance(variables, dict):
-            for k in QUESTION_VARS:
-                v = variables.get(k)
-                if isinstance(v, str) and v:
-                    return v
-            strings = [v for v in variables.values() if isinstance(v, str) and v]
-            if strings:
-                return "\n".join(strings)
+            found = question_in(variables, join_others=True)
+            if found is not None:
+                return found
     if route == "chat":
         messages = data.get("messages")
         if isinstance(messages, list):
@@ -66,6 +62,8 @@ def query_text(data: dict[str, Any] | None, route: str) -> str | None:
                 if isinstance(m, dict) and m.get("role") == "user":
                     return _content_text(m.get("content"))
         return None
+    if route == "responses":
+        return _responses_query(data.get("input"))
     key = "prompt" if route == "completions" else "input"
     v = data.get(key)
     if isinstance(v, str):
@@ -75,8 +73,21 @@ def query_text(data: dict[str, Any] | None, route: str) -> str | None:
     return None
 
 
+def _responses_query(value: Any) -> str | None:
+    """A Responses ``input``: the string itself, else the last user message among the input
+    items (content a string or ``input_text`` parts)."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, list):
+        for item in reversed(value):
+            if isinstance(item, dict) and item.get("role") == "user":
+                return _content_text(item.get("content"))
+    return None
+
+
 def generation_input(data: dict[str, Any] | None, route: str) -> Any:
-    """What was sent to the model: messages (chat), prompt (completions), input (embeddings)."""
+    """What was sent to the model: messages (chat), prompt (completions), input (embeddings,
+    responses)."""
     if not data:
         return None
     if route == "chat":
@@ -124,6 +135,9 @@ def body_output(payload: bytes | None, route: str) -> tuple[Any, str | None]:
     if route == "embeddings":
         data = obj.get("data")
         return (f"[{len(data)} embeddings]" if isinstance(data, list) else None), None
+    if route == "responses":
+        status = obj.get("status")
+        return _responses_output(obj.get("output")), status if isinstance(status, str) else None
     choices = obj.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return None, None
@@ -133,6 +147,28 @@ def body_output(payload: bytes | None, route: str) -> tuple[Any, str | None]:
     return [_message_output(c, route) for c in choices if isinstance(c, dict)], first.get(
         "finish_reason"
     )
+
+
+def _responses_output(items: Any) -> Any:
+    """The text of a Responses ``output`` (message items' ``output_text`` parts), or, when it
+    called tools, ``{"content", "tool_calls"}`` as for chat."""
+    if not isinstance(items, list):
+        return None
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "message":
+            for part in item.get("content") or ():
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    texts.append(part["text"])
+        elif item.get("type") == "function_call":
+            calls.append({k: item.get(k) for k in ("call_id", "name", "arguments")})
+    text = "".join(texts) if texts else None
+    if calls:
+        return {k: v for k, v in (("content", text), ("tool_calls", calls)) if v is not None}
+    return text
 
 
 def stream_output(raw: bytes | None, route: str) -> tuple[str | None, str | None]:
@@ -156,6 +192,16 @@ def stream_output(raw: bytes | None, route: str) -> tuple[str | None, str | None
             continue
         if isinstance(obj.get("error"), dict):
             error = obj["error"].get("message")
+            continue
+        if route == "responses":
+            kind = obj.get("type")
+            if kind == "response.output_text.delta" and isinstance(obj.get("delta"), str):
+                parts.append(obj["delta"])
+            elif kind == "error" and isinstance(obj.get("message"), str):
+                error = obj["message"]
+            elif isinstance(obj.get("response"), dict) and kind != "response.created":
+                status = obj["response"].get("status")
+                finish = status if isinstance(status, str) else finish
             continue
         for c in obj.get("choices") or ():
             if not isinstance(c, dict) or c.get("index", 0) != 0:

@@ -80,7 +80,11 @@ class RateLimiter:
 
     def estimate(self, ctx: RequestContext) -> int:
         data = ctx.data or {}
-        out: Any = data.get("max_completion_tokens") or data.get("max_tokens")
+        out: Any = (
+            data.get("max_completion_tokens")
+            or data.get("max_tokens")
+            or data.get("max_output_tokens")  # the Responses API's name
+        )
         if ctx.route == "embeddings":
             out = 0
         elif not isinstance(out, int) or out < 0:
@@ -210,6 +214,8 @@ class RateLimiter:
 
 
 def _actual_tokens(ctx: RequestContext, reserved: int) -> int:
+    # Chat names for every route: gateway._usage translates the Responses API's input_tokens
+    # and output_tokens when it reads them.
     usage = ctx.usage
     if usage:
         total = usage.get("total_tokens")

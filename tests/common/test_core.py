@@ -17,6 +17,7 @@ from common import (
     llmops_home,
     local_embedder,
     openai_base_url,
+    question_in,
     server_root,
 )
 
@@ -73,13 +74,21 @@ def test_packages_share_the_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert RetrievalConfig().resolved_home() == tmp_path
 
 
-def test_question_vars_are_one_copy() -> None:
+def test_question_fields_are_read_alike() -> None:
+    """The evals, the drift sampler and the drift reference find the same question."""
     import evals._dataset
-    import monitor._reference
-    import observability._extract
+    from monitor._reference import case_question
+    from observability import query_text
 
-    for mod in (evals._dataset, monitor._reference, observability._extract):
-        assert mod.QUESTION_VARS is QUESTION_VARS
+    assert evals._dataset.QUESTION_VARS is QUESTION_VARS
+    for variables, expected in (
+        ({"query": "q1", "context": "c"}, "q1"),
+        ({"input": "", "text": "t"}, "t"),
+        ({"topic": "a", "style": "b"}, "a\nb"),
+    ):
+        assert question_in(variables, join_others=True) == expected
+        assert query_text({"prompt": {"id": "p", "variables": variables}}, "chat") == expected
+        assert case_question({"vars": variables}) == expected
 
 
 def test_git_reader(tmp_path: Path) -> None:

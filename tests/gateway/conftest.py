@@ -26,15 +26,27 @@ def make_config(
                 {"name": "limited", "sha256": hash_key(LIMITED_KEY), "models": ["emb"]},
             ],
         },
-        "health": {"interval_s": 0.2, "timeout_s": 1, "failure_threshold": 2,
-                   "backoff_initial_s": 0.5, "backoff_max_s": 2},
+        "health": {
+            "interval_s": 0.2,
+            "timeout_s": 1,
+            "failure_threshold": 2,
+            "backoff_initial_s": 0.5,
+            "backoff_max_s": 2,
+        },
         "models": [
-            {"name": "chat", "served_name": "served-chat", "aliases": ["chat-alias"],
-             "upstreams": [{"url": u} for u in chat_urls]},
-            {"name": "emb", "kind": "embedding",
-             "upstreams": [{"url": u} for u in (embed_urls or chat_urls)]},
+            {
+                "name": "chat",
+                "served_name": "served-chat",
+                "aliases": ["chat-alias"],
+                "upstreams": [{"url": u} for u in chat_urls],
+            },
+            {
+                "name": "emb",
+                "kind": "embedding",
+                "upstreams": [{"url": u} for u in (embed_urls or chat_urls)],
+            },
         ],
-    }  # fmt: skip
+    }
     for k, v in over.items():
         cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
     return GatewayConfig(**cfg)

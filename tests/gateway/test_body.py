@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -101,3 +102,40 @@ def test_re_encoding_refuses_what_it_cannot_write_with_a_400(depth: int) -> None
         encode(data)
     assert err.value.status == 400 and err.value.type == "invalid_request_error"
     assert err.value.code == "body_too_deep" and str(MAX_ENCODE_DEPTH) in err.value.message
+
+
+def test_a_resolved_prompt_too_deep_to_encode_is_a_400() -> None:
+    """Prompt resolution rewrites the body, so it is encoded again: past the limit, a 400."""
+    from pathlib import Path
+
+    from gateway import GatewayConfig
+    from gateway._plugins import default_plugins
+    from tests.fakes.openai_upstream import FakeUpstream
+    from tests.fakes.servers import GatewayServer
+
+    repo = Path(__file__).resolve().parents[2]
+    up = FakeUpstream(name="p").start()
+    cfg = GatewayConfig(
+        auth={"enabled": False},
+        models=[{"name": "chat", "upstreams": [{"url": up.url}]}],
+        prompts={"repo": str(repo), "dir": "prompts", "ref": None, "reload_interval_s": 0},
+    )
+    gw = GatewayServer(cfg, default_plugins(cfg)).start()
+    try:
+        head = (
+            b'{"model":"chat","messages":[],"prompt":{"id":"summarise","variables":{"text":"hi"}}'
+        )
+        for depth, status in ((MAX_ENCODE_DEPTH - 1, 200), (900, 400)):
+            deep = b'{"x":' * depth + b"1" + b"}" * depth
+            r = httpx.post(
+                gw.url + "/v1/chat/completions",
+                content=head + b',"extra":' + deep + b"}",
+                headers={"content-type": "application/json"},
+            )
+            assert r.status_code == status, r.text[:300]
+        err = r.json()["error"]
+        assert err["type"] == "invalid_request_error" and err["code"] == "body_too_deep"
+        assert str(MAX_ENCODE_DEPTH) in err["message"]
+    finally:
+        gw.stop()
+        up.stop()

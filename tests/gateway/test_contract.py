@@ -9,6 +9,10 @@ check its pass-through (fields kept, model rewritten to the served name and back
 framing kept chunk by chunk) on top of the fake upstream's vLLM-shaped bodies. The bodies the
 gateway writes itself -- the models list, the model object and every error it raises (401, 403,
 404, 400, 413, 503, 504, a mid-stream failure) -- are entirely ours.
+
+The Responses API is checked the same way (``Response``, ``ResponseStreamEvent``), and on the
+request side the body the gateway forwards must still be a ``CreateResponse``. Its errors for
+missing stored responses are the gateway's own too.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from tests.gateway.conftest import ADMIN_KEY, LIMITED_KEY, make_config
 SPEC_URI = "urn:openai:openapi"
 AUTH = {"authorization": f"Bearer {ADMIN_KEY}"}
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+RESP = {"model": "chat", "input": [{"role": "user", "content": "hi"}], "max_output_tokens": 9}
 
 
 def _nullable_to_31(node: Any) -> Any:
@@ -178,7 +183,7 @@ class SilentUpstream:
 
 @pytest.fixture(scope="module")
 def contract_gateway() -> Iterator[tuple[GatewayServer, FakeUpstream]]:
-    ok = Vllm032Upstream(name="ok").start()
+    ok = Vllm032Upstream(name="ok", responses_store=True).start()
     hang = SilentUpstream()
     cut = FakeUpstream(name="cut", mode="truncate").start()
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
@@ -314,7 +319,7 @@ def test_error_unknown_model(http: httpx.Client) -> None:
 
 
 def test_error_unknown_route(http: httpx.Client) -> None:
-    _check_error(http.post("/v1/responses", json=CHAT, headers=AUTH), 404)
+    _check_error(http.post("/v1/audio/speech", json=CHAT, headers=AUTH), 404)
 
 
 @pytest.mark.parametrize(
@@ -350,6 +355,94 @@ def test_error_event_in_cut_stream(http: httpx.Client) -> None:
     assert resp.status_code == 200
     events = _sse_events(resp)
     ref = _operation_schema("/chat/completions", "post", 200, "text/event-stream")
+    for e in events[:-1]:
+        _check(orjson.loads(e), ref)
+    _check(orjson.loads(events[-1]), "#/components/schemas/ErrorResponse")
+
+
+# --- the Responses API ------------------------------------------------------------------------
+
+
+def test_spec_maps_the_responses_routes() -> None:
+    assert _operation_schema("/responses", "post", 200, "application/json").endswith("/Response")
+    assert _operation_schema("/responses", "post", 200, "text/event-stream").endswith(
+        "/ResponseStreamEvent"
+    )
+    assert _operation_schema("/responses/{response_id}", "get", 200, "application/json").endswith(
+        "/Response"
+    )
+    op = _spec()["paths"]["/responses"]["post"]
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref == "#/components/schemas/CreateResponse"
+    assert list(_validator(ref).iter_errors({"model": "m", "input": 5}))  # it does reject
+
+
+def test_responses_create(
+    http: httpx.Client, contract_gateway: tuple[GatewayServer, FakeUpstream]
+) -> None:
+    _, ok = contract_gateway
+    _check(RESP, "#/components/schemas/CreateResponse")
+    body = _check_response(http.post("/v1/responses", json=RESP, headers=AUTH), "/responses")
+    assert body["object"] == "response" and body["status"] == "completed"
+    # What the replica got is still a CreateResponse, with the served model name.
+    forwarded = ok.requests[-1]
+    assert forwarded["model"] == "served-chat"
+    _check(forwarded, "#/components/schemas/CreateResponse")
+
+
+def test_responses_stream_events(http: httpx.Client) -> None:
+    resp = http.post("/v1/responses", json={**RESP, "stream": True}, headers=AUTH)
+    assert resp.status_code == 200, resp.text
+    ctype = resp.headers["content-type"].split(";")[0].strip()
+    ref = _operation_schema("/responses", "post", 200, ctype)
+    events = [orjson.loads(e) for e in _sse_events(resp)]  # no [DONE] in this API
+    assert [e["type"] for e in events][:2] == ["response.created", "response.in_progress"]
+    assert events[-1]["type"] == "response.completed"
+    for event in events:
+        _check(event, ref)
+
+
+def test_responses_retrieve(http: httpx.Client) -> None:
+    created = http.post("/v1/responses", json=RESP, headers=AUTH).json()
+    got = _check_response(
+        http.get(f"/v1/responses/{created['id']}", headers=AUTH), "/responses/{response_id}", "get"
+    )
+    assert got["id"] == created["id"]
+    follow = {**RESP, "previous_response_id": created["id"]}
+    _check_response(http.post("/v1/responses", json=follow, headers=AUTH), "/responses")
+
+
+def test_responses_errors(http: httpx.Client) -> None:
+    # (The spec gives the cancel route's 404 as a bare ``Error``; every error the gateway
+    # sends, there included, is an ``ErrorResponse`` as the API answers in practice.)
+    _check_error(http.post("/v1/responses", json=RESP), 401)
+    limited = {"authorization": f"Bearer {LIMITED_KEY}"}
+    _check_error(http.post("/v1/responses", json=RESP, headers=limited), 403, "model_not_allowed")
+    unknown = {**RESP, "model": "nope"}
+    _check_error(http.post("/v1/responses", json=unknown, headers=AUTH), 404, "model_not_found")
+    bad = {"model": "chat", "input": 5}
+    _check_error(http.post("/v1/responses", json=bad, headers=AUTH), 400, "invalid_value")
+    _check_error(http.get("/v1/responses/resp_nope", headers=AUTH), 404, "response_not_found")
+    _check_error(
+        http.post("/v1/responses/resp_nope/cancel", headers=AUTH), 404, "response_not_found"
+    )
+    follow = {**RESP, "previous_response_id": "resp_nope"}
+    _check_error(
+        http.post("/v1/responses", json=follow, headers=AUTH), 404, "previous_response_not_found"
+    )
+    _check_error(http.delete("/v1/responses/resp_nope", headers=AUTH), 405)
+    big = {**RESP, "input": "x" * 8192}
+    _check_error(http.post("/v1/responses", json=big, headers=AUTH), 413)
+    _check_error(http.post("/v1/responses", json={**RESP, "model": "dead"}, headers=AUTH), 503)
+    slow = {**RESP, "model": "slow"}
+    _check_error(http.post("/v1/responses", json=slow, headers=AUTH), 504, "upstream_timeout")
+
+
+def test_responses_cut_stream_ends_with_an_error_response(http: httpx.Client) -> None:
+    resp = http.post("/v1/responses", json={**RESP, "model": "cut", "stream": True}, headers=AUTH)
+    assert resp.status_code == 200
+    events = _sse_events(resp)
+    ref = _operation_schema("/responses", "post", 200, "text/event-stream")
     for e in events[:-1]:
         _check(orjson.loads(e), ref)
     _check(orjson.loads(events[-1]), "#/components/schemas/ErrorResponse")

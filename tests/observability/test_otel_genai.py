@@ -8,7 +8,6 @@ real OTLP/HTTP server on loopback that decodes the protobuf the exporter sends.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as se
 from observability import trace_id_for
 from tests.observability.conftest import ADMIN_KEY, obs_config
 from tests.observability.otlp_receiver import Receiver
+from tests.observability.test_export import wait_for
 from tests.observability.test_tracing import by_trace, spans_of
 
 
@@ -72,15 +72,6 @@ def test_completions_and_embeddings_operations(start_gateway: Any) -> None:
     assert semconv.GEN_AI_REQUEST_TEMPERATURE not in emb
 
 
-def _wait(cond: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def test_otlp_exporter_needs_no_langfuse(
     start_gateway: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,7 +100,7 @@ def test_otlp_exporter_needs_no_langfuse(
     )
     assert fb.status_code == 200, fb.text
     gw.gw.observability.flush()
-    _wait(lambda: len([s for s in receiver.spans if s["trace_id"] == tid]) >= 2)
+    wait_for(lambda: len([s for s in receiver.spans if s["trace_id"] == tid]) >= 2)
     spans = {s["name"]: s for s in receiver.spans if s["trace_id"] == tid}
     gen = spans["chat:chat"]["attributes"]
     assert gen[semconv.GEN_AI_OPERATION_NAME] == "chat"

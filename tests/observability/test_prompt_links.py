@@ -9,7 +9,6 @@ public prompt API in its recorded shapes, and the official SDK's API client talk
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from gateway._prompt_resolution import has_prompt_reference, resolve_prompt
 from observability import trace_id_for
 from prompts import LangfuseSettings, PromptRegistry, PromptVersion, sync_to_langfuse
 from tests.observability.conftest import ADMIN_KEY, obs_config
+from tests.observability.test_export import wait_for
 from tests.observability.test_tracing import REPO, by_trace, spans_of
 from tests.prompts.test_langfuse_sync import PK, SK, LangfuseStub
 
@@ -67,53 +67,43 @@ def _plugin(pv: PromptVersion) -> Any:
     return plugin
 
 
+def _traced_rag_request(
+    start_gateway: Any, stub: LangfuseStub, pv: PromptVersion, request_id: str
+) -> tuple[Any, dict[str, Any]]:
+    """A gateway whose prompt links were read once, and the generation of one RAG request."""
+    cfg = obs_config({"langfuse": {"public_key": PK, "secret_key": SK, "base_url": stub.url}})
+    gw, exp = start_gateway(cfg, extra=[_plugin(pv)])
+    links = gw.gw.observability.prompt_links
+    wait_for(lambda: links.refreshed > 0)
+    asked = len(stub.seen)
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=ADMIN_KEY, max_retries=0)
+    c.chat.completions.create(
+        model="chat",
+        messages=[],
+        extra_body={"prompt": {"id": "rag-answer", "variables": {"question": "Capital?"}}},
+        extra_headers={"x-request-id": request_id},
+    )
+    gen = by_trace(spans_of(gw, exp), trace_id_for(request_id))["generation"]
+    # the request and its trace asked Langfuse's prompt API nothing (next refresh: 300 s)
+    assert len(stub.seen) == asked
+    return links, dict(gen.attributes)
+
+
 def test_generation_links_to_the_synced_prompt(start_gateway: Any, stub: LangfuseStub) -> None:
     reg = PromptRegistry.from_git(REPO)
     settings = LangfuseSettings(public_key=PK, secret_key=SK, base_url=stub.url)
     result = sync_to_langfuse(reg, settings)
     pv = reg.get("rag-answer")
     (item,) = [i for i in result.items if i.prompt == "rag-answer" and i.git_version == pv.version]
-    cfg = obs_config(
-        {"langfuse": {"public_key": PK, "secret_key": SK, "base_url": stub.url}},
-    )
-    gw, exp = start_gateway(cfg, extra=[_plugin(pv)])
-    links = gw.gw.observability.prompt_links
-    deadline = time.monotonic() + 20
-    while links.refreshed == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    links, ga = _traced_rag_request(start_gateway, stub, pv, "req-link-1")
     assert links.get("rag-answer", pv.version) == item.langfuse_version
-    before = len(stub.seen)
-    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=ADMIN_KEY, max_retries=0)
-    c.chat.completions.create(
-        model="chat",
-        messages=[],
-        extra_body={"prompt": {"id": "rag-answer", "variables": {"question": "Capital?"}}},
-        extra_headers={"x-request-id": "req-link-1"},
-    )
-    gen = by_trace(spans_of(gw, exp), trace_id_for("req-link-1"))["generation"]
-    ga = dict(gen.attributes)
     assert ga["langfuse.observation.prompt.name"] == "rag-answer"
     assert ga["langfuse.observation.prompt.version"] == item.langfuse_version
     assert ga["langfuse.version"] == pv.version  # the git version stays the observation version
-    # the request itself asked Langfuse nothing (the refresh thread runs every 300 s)
-    assert len(stub.seen) == before
 
 
 def test_unsynced_prompt_has_no_link(start_gateway: Any, stub: LangfuseStub) -> None:
     pv = PromptRegistry.from_git(REPO).get("rag-answer")
-    cfg = obs_config({"langfuse": {"public_key": PK, "secret_key": SK, "base_url": stub.url}})
-    gw, exp = start_gateway(cfg, extra=[_plugin(pv)])
-    links = gw.gw.observability.prompt_links
-    deadline = time.monotonic() + 20
-    while links.refreshed == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=ADMIN_KEY, max_retries=0)
-    c.chat.completions.create(
-        model="chat",
-        messages=[],
-        extra_body={"prompt": {"id": "rag-answer", "variables": {"question": "Capital?"}}},
-        extra_headers={"x-request-id": "req-link-2"},
-    )
-    ga = dict(by_trace(spans_of(gw, exp), trace_id_for("req-link-2"))["generation"].attributes)
+    _links, ga = _traced_rag_request(start_gateway, stub, pv, "req-link-2")
     assert "langfuse.observation.prompt.version" not in ga
     assert ga["langfuse.version"] == pv.version
