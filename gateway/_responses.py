@@ -16,6 +16,7 @@ Only the key that created a response may read, cancel or continue it (with auth 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -89,10 +90,14 @@ def _owner(principal: Principal | None) -> str | None:
     return principal.name if principal is not None else None
 
 
-def not_found(response_id: str, *, previous: bool, known: bool) -> GatewayError:
+def not_found(
+    response_id: str, *, previous: bool, known: bool, unreachable: int = 0
+) -> GatewayError:
     """The error for a response no replica has: the store is off, or the replica restarted."""
     what = "Previous response" if previous else "Response"
     where = "is not stored on the replica that created it" if known else "was not found"
+    if unreachable:
+        where += f" ({unreachable} replica(s) could not be asked)"
     return GatewayError(
         404,
         f"{what} '{response_id}' {where}. {STORE_HINT}",
@@ -194,24 +199,37 @@ class ResponsesRoutes:
             for r in pool.replicas
         ]
 
+    async def _locate(
+        self, rid: str, candidates: list[tuple[str, Replica]], request_id: str
+    ) -> tuple[tuple[str, Replica] | None, int]:
+        """Ask the available candidates at once (GET, the health-check timeout) which one holds
+        ``rid``: (its model and replica or None, how many could not be asked)."""
+        now = time.monotonic()
+        up = [(m, r) for m, r in candidates if r.available(now)]
+        timeout = aiohttp.ClientTimeout(total=self.state.config.health.timeout_s)
+
+        async def status(replica: Replica) -> int | None:
+            resp = await self._ask(replica, "GET", _id_path(rid), None, request_id, timeout)
+            if resp is None:
+                return None
+            resp.release()
+            return resp.status
+
+        answers = await asyncio.gather(*(status(r) for _, r in up))
+        unreachable = len(candidates) - len(up) + answers.count(None)
+        found = next((c for c, code in zip(up, answers, strict=True) if code == 200), None)
+        return found, unreachable
+
     async def _probe(
         self, rid: str, model: str, replicas: list[Replica], owner: str | None, request_id: str
     ) -> Location | None:
-        """Ask each available replica for ``rid``; the one that has it is remembered."""
-        now = time.monotonic()
-        for replica in replicas:
-            if not replica.available(now):
-                continue
-            resp = await self._ask(replica, "GET", _id_path(rid), None, request_id)
-            if resp is None:
-                continue
-            found = resp.status == 200
-            resp.release()
-            if found:
-                loc = Location(model, replica.url, owner)
-                self.locations.remember(rid, loc)
-                return loc
-        return None
+        """The replica of ``model`` holding ``rid``, asked for and then remembered."""
+        found, _ = await self._locate(rid, [(model, r) for r in replicas], request_id)
+        if found is None:
+            return None
+        loc = Location(model, found[1].url, owner)
+        self.locations.remember(rid, loc)
+        return loc
 
     async def _ask(
         self,
@@ -220,17 +238,25 @@ class ResponsesRoutes:
         path: str,
         params: Any,
         request_id: str,
+        probe_timeout: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse | None:
+        """The replica's answer, or None when it could not be reached (a probe's failure does
+        not count against the replica: the health checks judge it)."""
         st = self.state
         headers = {"x-request-id": request_id}
         if replica.api_key:
             headers["authorization"] = f"Bearer {replica.api_key}"
         try:
             return await st.session.request(
-                method, replica.url + path, params=params, headers=headers, timeout=st.timeout
+                method,
+                replica.url + path,
+                params=params,
+                headers=headers,
+                timeout=probe_timeout or st.timeout,
             )
         except (aiohttp.ClientError, TimeoutError):
-            st.replica_failed(replica, "connect")
+            if probe_timeout is None:
+                st.replica_failed(replica, "connect")
             return None
 
     # --- GET /v1/responses/{id}, POST /v1/responses/{id}/cancel ----------------------------
@@ -244,48 +270,49 @@ class ResponsesRoutes:
             principal = st.keys.authenticate(request.headers.get("authorization"))
             owner = _owner(principal)
             loc = self.locations.get(response_id)
-            replica: Replica | None = None
+            target: tuple[str, Replica] | None = None
             if loc is not None:
                 if loc.owner != owner or (
                     principal is not None and not principal.allows(loc.model)
                 ):
                     raise not_found(response_id, previous=False, known=False)
-                model = loc.model
                 replica = self._replica(loc)
-            if loc is not None and replica is not None:
-                candidates = [(loc.model, replica)]
-            else:  # unknown here, or its replica left the pool: ask those the key may use
-                candidates = self._candidates(principal)
-            path = _id_path(response_id) + ("/cancel" if action == "cancel" else "")
-            method = "POST" if action == "cancel" else "GET"
-            unreachable = 0
-            now = time.monotonic()
-            for name, replica in candidates:
-                if not replica.available(now):
-                    unreachable += 1
-                    continue
-                resp = await self._ask(replica, method, path, request.query_params, request_id)
-                if resp is None:
-                    unreachable += 1
-                    continue
-                if resp.status == 404:  # not on this replica (or the store is off there)
-                    resp.release()
-                    continue
-                model = name
-                if loc is None:
-                    self.locations.remember(response_id, Location(name, replica.url, owner))
-                out = await _relay(resp, request_id)
-                st.metrics.observe_request(model, route, out.status_code, time.perf_counter() - t0)
-                return out
-            if unreachable:
+                target = (loc.model, replica) if replica is not None else None
+            if target is None:  # unknown here, or its replica left the pool: ask around
+                target, unreachable = await self._locate(
+                    response_id, self._candidates(principal), request_id
+                )
+                if target is None:
+                    raise not_found(
+                        response_id, previous=False, known=loc is not None, unreachable=unreachable
+                    )
+                self.locations.remember(response_id, Location(target[0], target[1].url, owner))
+            model, replica = target
+            if not replica.available(time.monotonic()):
                 raise GatewayError(
                     503,
-                    f"Response '{response_id}' may be on a replica that is unavailable now; "
-                    "a response lives on the replica that created it. Try again shortly.",
+                    f"The replica holding response '{response_id}' is unavailable; a response "
+                    "lives on the replica that created it. Try again shortly.",
                     code="upstream_unavailable",
                     headers={"retry-after": "5"},
                 )
-            raise not_found(response_id, previous=False, known=loc is not None)
+            path = _id_path(response_id) + ("/cancel" if action == "cancel" else "")
+            method = "POST" if action == "cancel" else "GET"
+            resp = await self._ask(replica, method, path, request.query_params, request_id)
+            if resp is None:
+                raise GatewayError(
+                    503,
+                    f"The replica holding response '{response_id}' could not be reached. "
+                    "Try again shortly.",
+                    code="upstream_unavailable",
+                    headers={"retry-after": "5"},
+                )
+            if resp.status == 404:  # it created the response but does not keep it
+                resp.release()
+                raise not_found(response_id, previous=False, known=True)
+            out = await _relay(resp, request_id)
+            st.metrics.observe_request(model, route, out.status_code, time.perf_counter() - t0)
+            return out
         except GatewayError as e:
             st.metrics.observe_request(model, route, e.status, time.perf_counter() - t0)
             return error_response(e, request_id)

@@ -58,7 +58,9 @@ def engine_gateway() -> Iterator[Any]:
     require_prepared_engine()
     from tests.fakes.servers import GatewayServer
 
-    cfg = gateway_config([{"name": MODEL, "engine": engine_spec().model_dump()}])
+    # The store and the tool-call parser serve the Responses API tests (test_responses_engine).
+    spec = engine_spec(responses_store=True, tool_call_parser="hermes")
+    cfg = gateway_config([{"name": MODEL, "engine": spec.model_dump()}])
     server = GatewayServer(cfg).start(timeout=900)
     try:
         yield server

@@ -224,7 +224,10 @@ class FakeUpstream(ThreadedApp):
             "previous_response_id": body.get("previous_response_id"), "metadata": {},
             "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools", []),
             "temperature": 1.0, "top_p": 1.0, "store": self.responses_store,
-            "text": {"format": {"type": "text"}}, "truncation": "disabled", "usage": usage,
+            "text": {"format": {"type": "text"}}, "truncation": "disabled",
+            # vLLM (and OpenAI's own example) send "usage": null before the end; the spec's
+            # Response has no null there, so the fake leaves it out.
+            **({"usage": usage} if usage is not None else {}),
         }  # fmt: skip
 
     def _function_call(self, body: dict[str, Any], text: str) -> dict[str, Any] | None:

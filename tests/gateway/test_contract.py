@@ -40,7 +40,7 @@ from tests.gateway.conftest import ADMIN_KEY, LIMITED_KEY, make_config
 SPEC_URI = "urn:openai:openapi"
 AUTH = {"authorization": f"Bearer {ADMIN_KEY}"}
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
-RESP = {"model": "chat", "input": [{"role": "user", "content": "hi"}], "max_output_tokens": 9}
+RESP = {"model": "chat", "input": [{"role": "user", "content": "hi"}], "max_output_tokens": 16}
 
 
 def _nullable_to_31(node: Any) -> Any:

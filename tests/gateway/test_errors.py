@@ -92,7 +92,7 @@ def test_body_too_large(gateway: GatewayServer) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/load_lora_adapter", "/tokenize", "/reset_prefix_cache", "/v1/responses", "/sleep"],
+    ["/v1/load_lora_adapter", "/tokenize", "/reset_prefix_cache", "/collective_rpc", "/sleep"],
 )
 def test_vllm_dev_endpoints_not_exposed(gateway: GatewayServer, path: str) -> None:
     r = httpx.post(gateway.url + path, json={}, headers=AUTH)

@@ -251,8 +251,8 @@ def test_prompt_renders_into_input(gw: GatewayServer, ups: tuple[FakeUpstream, .
 
 
 def test_prompt_alone_gives_the_input(gw: GatewayServer, ups: tuple[FakeUpstream, ...]) -> None:
-    r = _client(gw).responses.create(
-        model="chat", prompt={"id": "greet", "variables": {"who": "Bo"}}, max_output_tokens=5
+    r = _client(gw).responses.create(  # model "": the template's
+        model="", prompt={"id": "greet", "variables": {"who": "Bo"}}, max_output_tokens=5
     )
     assert r.output_text.endswith("echo: Greet Bo.")
     (sent,) = [q for u in ups for q in u.requests]
@@ -262,7 +262,8 @@ def test_prompt_alone_gives_the_input(gw: GatewayServer, ups: tuple[FakeUpstream
 def test_unknown_prompt_is_a_clear_error(gw: GatewayServer) -> None:
     with pytest.raises(openai.APIStatusError) as e:
         _client(gw).responses.create(model="chat", prompt={"id": "nope"}, input="x")
-    assert e.value.status_code in (400, 404) and "nope" in e.value.message
+    assert e.value.status_code == 404 and "nope" in e.value.message
+    assert e.value.body["code"] == "prompt_not_found"  # type: ignore[index]
 
 
 # --- stored responses: retrieve, previous_response_id, cancel -------------------------------------
