@@ -164,7 +164,7 @@ def test_cut_stream_ends_with_an_error(gw: GatewayServer, ups: tuple[FakeUpstrea
         u.mode = "truncate"
     before = gw.metric_value("llmops_requests_total", route="responses", status="502")
     stream = _client(gw).responses.create(model="chat", input="cut", stream=True)
-    with pytest.raises(openai.APIError, match="mid-stream|ended the stream early"):
+    with pytest.raises(openai.APIError, match=r"mid-stream|ended the stream early"):
         list(stream)
     assert gw.metric_value("llmops_requests_total", route="responses", status="502") > before
 
