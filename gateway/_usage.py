@@ -91,23 +91,30 @@ class StreamUsageScanner:
         self.usage: dict[str, Any] | None = None
         self.ended = False
 
-    def feed(self, chunk: bytes) -> None:
+    def _lines(self, chunk: bytes) -> tuple[bytes, int]:
+        """(data, cut): ``data[:cut]`` holds the complete lines so far; the incomplete last line
+        waits for the next chunk (SSE lines are short). No copy: searches take the bounds."""
         data = self._tail + chunk if self._tail else chunk
         cut = data.rfind(b"\n") + 1
-        # The incomplete last line waits for the next chunk (SSE lines are short).
         self._tail = data[cut:] if len(data) - cut < 1 << 20 else b""
-        if _USAGE_OBJECT.search(data, 0, cut) is None:
-            return
-        for line in data[:cut].split(b"\n"):
-            if line.startswith(b"data:") and _USAGE_OBJECT.search(line):
-                self._parse(line[5:].strip())
+        return data, cut
+
+    def _scan(self, data: bytes, pattern: re.Pattern[bytes]) -> None:
+        """Decode the ``data:`` lines of ``data`` that ``pattern`` finds in."""
+        for line in data.split(b"\n"):
+            if line.startswith(b"data:") and pattern.search(line):
+                self._event(line[5:].strip())
+
+    def feed(self, chunk: bytes) -> None:
+        data, cut = self._lines(chunk)
+        if _USAGE_OBJECT.search(data, 0, cut) is not None:
+            self._scan(data[:cut], _USAGE_OBJECT)
 
     def finish(self) -> None:
-        if self._tail.startswith(b"data:") and _USAGE_OBJECT.search(self._tail):
-            self._parse(self._tail[5:].strip())
-        self._tail = b""
+        tail, self._tail = self._tail, b""
+        self._scan(tail, _USAGE_OBJECT)
 
-    def _parse(self, payload: bytes) -> None:
+    def _event(self, payload: bytes) -> None:
         try:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -132,9 +139,7 @@ class ResponsesStreamScanner(StreamUsageScanner):
         self._extensions = extensions
 
     def feed(self, chunk: bytes) -> None:
-        data = self._tail + chunk if self._tail else chunk
-        cut = data.rfind(b"\n") + 1
-        self._tail = data[cut:] if len(data) - cut < 1 << 20 else b""
+        data, cut = self._lines(chunk)
         want_id = "response_id" not in self._extensions
         if want_id and _CREATED.search(data, 0, cut) is not None:
             self._scan(data[:cut], _CREATED)
@@ -145,11 +150,6 @@ class ResponsesStreamScanner(StreamUsageScanner):
         tail, self._tail = self._tail, b""
         if not self.ended and _TERMINAL.search(tail):
             self._scan(tail, _TERMINAL)
-
-    def _scan(self, data: bytes, pattern: re.Pattern[bytes]) -> None:
-        for line in data.split(b"\n"):
-            if line.startswith(b"data:") and pattern.search(line):
-                self._event(line[5:].strip())
 
     def _event(self, payload: bytes) -> None:
         try:
