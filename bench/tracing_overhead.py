@@ -1,15 +1,16 @@
-"""Gateway CPU per request with Langfuse tracing at sampling 1.0 vs tracing off (issue 7's target).
+"""Gateway CPU per request with Langfuse tracing at sampling 1.0 vs tracing off.
 
 Reuses the gateway benchmark's harness (``bench/gateway_overhead.py``): nginx as a fixed-body
 upstream (plain JSON and SSE), wrk posting chat bodies with a bearer key, real ``llmops serve``
 processes. A second nginx stands in for Langfuse's OTLP endpoint (answers 200, logs each export
 POST), so the stand-in costs next to nothing and the figure is the gateway's own. Two gateways
-run side by side (observability off; tracing on at sample rate 1.0 with input/output capture and
-the default redaction) and wrk runs alternate between them round by round, so machine drift hits
-both. CPU is the gateway's whole process tree: every thread of the gateway plus its trace worker
-process (which builds the spans and runs the SDK's exporter), read from /proc from the start of
-a wrk run until the exporter has flushed what that run produced, divided by the requests
-served. The table splits it by where it ran.
+run side by side (observability off; tracing on at sample rate 1.0 with input/output capture,
+the default redaction, and both attribute sets on every span: Langfuse's and OpenTelemetry's
+GenAI semantic conventions) and wrk runs alternate between them round by round, so machine
+drift hits both. CPU is the gateway's whole process tree: every thread of the gateway plus its
+trace worker process (which builds the spans and runs the SDK's exporter), read from /proc from
+the start of a wrk run until the exporter has flushed what that run produced, divided by the
+requests served. The table splits it by where it ran.
 
     python -m bench.tracing_overhead [--duration 6] [--rounds 3] [--concurrency 16]
 
@@ -72,6 +73,13 @@ http {
             access_log @PREFIX@/exports.log export;
             default_type application/x-protobuf;
             return 200 '';
+        }
+        # The prompt-links refresh lists Langfuse's prompts: none are synced here.
+        location = /api/public/v2/prompts {
+            access_log off;
+            default_type application/json;
+            return 200 '{"data": [], "meta": {"page": 1, "limit": 100, "totalItems": 0,
+                                              "totalPages": 0}}';
         }
         location / { access_log off; return 200 '{}'; }
     }

@@ -52,9 +52,16 @@ def load_dataset(suite: Suite, limit: int | None = None) -> list[Case]:
     """Read the suite's JSONL dataset; raise :class:`SuiteError` on any bad line or empty file."""
     path = suite.dataset_path()
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise SuiteError(f"dataset {path}: cannot read: {e}") from None
+    cases = parse_dataset(suite, text, str(path))
+    return cases[:limit] if limit else cases
+
+
+def parse_dataset(suite: Suite, text: str, path: str) -> list[Case]:
+    """The cases of a JSONL text (``path`` names it in errors: a file, or ``ref:path``)."""
+    lines = text.splitlines()
     cases: list[Case] = []
     seen: set[str] = set()
     for no, line in enumerate(lines, 1):
@@ -82,7 +89,7 @@ def load_dataset(suite: Suite, limit: int | None = None) -> list[Case]:
         cases.append(case)
     if not cases:
         raise SuiteError(f"dataset {path} has no cases")
-    return cases[:limit] if limit else cases
+    return cases
 
 
 def _check_case(suite: Suite, case: Case, where: str) -> None:

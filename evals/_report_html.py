@@ -19,6 +19,7 @@ import base64
 import difflib
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -31,6 +32,7 @@ from markupsafe import Markup
 from evals._report_md import (
     CaseChange,
     case_anchor,
+    detectable,
     fmt,
     fmt_delta,
     rank_cases,
@@ -478,6 +480,11 @@ def _prompt_diff(v: SuiteVerdict) -> _PromptDiff:
         lineterm="",
         n=3,
     )
+    return _PromptDiff("diff", *names, _diff_lines(diff), models)
+
+
+def _diff_lines(diff: Iterable[str]) -> list[tuple[str, str]]:
+    """A unified diff's lines with their kind (file, hunk, ins, del, ctx) for the CSS."""
     lines: list[tuple[str, str]] = []
     for line in diff:
         if line.startswith(("---", "+++")):
@@ -487,7 +494,7 @@ def _prompt_diff(v: SuiteVerdict) -> _PromptDiff:
         else:
             kind = {"+": "ins", "-": "del"}.get(line[:1], "ctx")
         lines.append((kind, line))
-    return _PromptDiff("diff", *names, lines, models)
+    return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,6 +548,7 @@ class _MetricRow:
     ci: str
     threshold: str
     max_regression: str
+    detectable: str
     n: int
     status: str
 
@@ -572,6 +580,10 @@ class _SuiteView:
     prompt: _PromptDiff
     settings: list[_Setting]
     gate_recorded: bool
+    gate_ref: str | None
+    gate_changes: list[str]
+    gate_diff: list[tuple[str, str]]
+    added_cases: list[str]
 
 
 def _metric_row(m: MetricVerdict) -> _MetricRow:
@@ -586,6 +598,7 @@ def _metric_row(m: MetricVerdict) -> _MetricRow:
         ci=ci,
         threshold=fmt(m.threshold),
         max_regression=fmt(m.max_regression),
+        detectable=detectable(m),
         n=m.n_paired,
         status=m.status,
     )
@@ -620,6 +633,10 @@ def _suite_view(i: int, v: SuiteVerdict) -> _SuiteView:
         prompt=_prompt_diff(v),
         settings=_settings(v),
         gate_recorded=v.gate is not None,
+        gate_ref=v.gate_ref,
+        gate_changes=v.gate_changes,
+        gate_diff=_diff_lines(v.gate_diff.splitlines(keepends=True)),
+        added_cases=list(v.added_cases),
     )
 
 

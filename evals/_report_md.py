@@ -169,6 +169,48 @@ def _answer(run: RunResult | None, case_id: str) -> str:
     return f"ERROR: {g.error}" if g.error else g.text
 
 
+def detectable(m: MetricVerdict) -> str:
+    """The minimum detectable regression at 80% power; flagged when it exceeds the allowance
+    (a "pass" then means "too small to tell", not "no regression")."""
+    if m.mde_80 is None:
+        return "–"
+    flag = " ⚠️" if m.mde_80 > m.max_regression else ""
+    return f"{fmt(m.mde_80)}{flag}"
+
+
+def _power_note(v: SuiteVerdict) -> list[str]:
+    short = [m for m in v.metrics if m.mde_80 is not None and m.mde_80 > m.max_regression]
+    if not short:
+        return []
+    parts = [
+        f"`{m.metric}` needs about {m.cases_needed_80 or '∞'} cases for its allowed drop "
+        f"{fmt(m.max_regression)} (has {m.n_paired})"
+        for m in short
+    ]
+    return [
+        "",
+        "- ⚠️ underpowered: " + "; ".join(parts) + ". *Detectable* is the smallest regression "
+        "this n tells from no change at 80% power (sd of the deltas "
+        + ("measured" if v.mode == "compare" else "planned from one run")
+        + ").",
+    ]
+
+
+def _gate_changed(v: SuiteVerdict) -> list[str]:
+    if not v.gate_changes:
+        return []
+    lines = [
+        "",
+        f"#### ⚠️ Gate changed: judged by the gate at `{v.gate_ref}`; the change needs a "
+        "reviewer's sign-off",
+        "",
+        *(f"- {c}" for c in v.gate_changes),
+    ]
+    if v.gate_diff:
+        lines += ["", "```diff", v.gate_diff.rstrip("\n"), "```"]
+    return lines
+
+
 def suite_markdown(v: SuiteVerdict, html_href: str = "report.html") -> str:
     lines = [f"### {'✅' if v.passed else '❌'} `{v.suite}`: {verdict_word(v)}", ""]
     if v.base is not None:
@@ -186,8 +228,10 @@ def suite_markdown(v: SuiteVerdict, html_href: str = "report.html") -> str:
         lines.append("")
     ci = f"{v.confidence:.0%} CI"
     if v.mode == "compare":
-        lines.append(f"| metric | base | head | delta | {ci} | threshold | allowed drop | n | |")
-        lines.append("|---|---:|---:|---:|---|---:|---:|---:|---|")
+        lines.append(
+            f"| metric | base | head | delta | {ci} | threshold | allowed drop | detectable | n | |"
+        )
+        lines.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---|")
         for m in v.metrics:
             arrow = "↑" if m.higher_is_better else "↓"
             interval = (
@@ -196,17 +240,25 @@ def suite_markdown(v: SuiteVerdict, html_href: str = "report.html") -> str:
             lines.append(
                 f"| `{m.metric}` {arrow} | {fmt(m.base_mean)} | {fmt(m.head_mean)} | "
                 f"{fmt_delta(m.delta)} | {interval} | {fmt(m.threshold)} | "
-                f"{fmt(m.max_regression)} | {m.n_paired} | {_ICON[m.status]} |"
+                f"{fmt(m.max_regression)} | {detectable(m)} | {m.n_paired} | {_ICON[m.status]} |"
             )
     else:
-        lines.append("| metric | mean | threshold | n | |")
-        lines.append("|---|---:|---:|---:|---|")
+        lines.append("| metric | mean | threshold | allowed drop | detectable | n | |")
+        lines.append("|---|---:|---:|---:|---:|---:|---|")
         for m in v.metrics:
             arrow = "↑" if m.higher_is_better else "↓"
             lines.append(
                 f"| `{m.metric}` {arrow} | {fmt(m.head_mean)} | {fmt(m.threshold)} | "
-                f"{m.n_paired} | {_ICON[m.status]} |"
+                f"{fmt(m.max_regression)} | {detectable(m)} | {m.n_paired} | {_ICON[m.status]} |"
             )
+    lines += _power_note(v)
+    lines += _gate_changed(v)
+    if v.added_cases:
+        lines += [
+            "",
+            f"- ➕ {len(v.added_cases)} case(s) only the head has, scored, not gated: "
+            + ", ".join(_code(c) for c in list(v.added_cases)[:10]),
+        ]
     worst = worst_cases(v)
     if worst:
         n_worse = sum(1 for c in rank_cases(v) if c.worse)
@@ -268,6 +320,8 @@ def markdown_report(verdicts: list[SuiteVerdict], html_href: str = "report.html"
                 if m.status in ("fail", "error") and m.reasons
             ),
         ]
+        if v.gate_changed:
+            why.insert(0, f"gate changed (judged by {v.gate_ref}'s)")
         lines.append(
             f"| `{v.suite}` | {'✅' if v.passed else '❌'} {verdict_word(v)} | "
             f"{_cell('; '.join(why), 300) if why else ''} |"

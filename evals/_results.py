@@ -90,6 +90,18 @@ class RunResult(BaseModel):
     wall_s: float = 0.0
     means: dict[str, float | None] = Field(default_factory=dict)
 
+    def restricted(self, case_ids: set[str]) -> RunResult:
+        """The same run over ``case_ids`` only (means recomputed; counters kept, so the health
+        checks still see every generation the run made)."""
+        from statistics import fmean
+
+        cases = [c for c in self.cases if c.case_id in case_ids]
+        means: dict[str, float | None] = {}
+        for mid in self.means:
+            vals = [x for x in (c.scores.get(mid) for c in cases) if x is not None]
+            means[mid] = fmean(vals) if vals else None
+        return self.model_copy(update={"cases": cases, "means": means})
+
     @property
     def error_rate(self) -> float:
         return self.generation_errors / self.generations if self.generations else 1.0
@@ -119,6 +131,16 @@ class MetricVerdict(BaseModel):
     status: Status = "pass"
     reasons: list[str] = Field(default_factory=list)
     deltas: dict[str, float] = Field(default_factory=dict, description="per case, head - base")
+    n_imputed: int = Field(
+        0, description="paired cases where a side had no score, counted as a loss for the head"
+    )
+    delta_sd: float | None = Field(None, description="sd of the per-case deltas (or planned)")
+    mde_80: float | None = Field(None, description="minimum detectable regression, 80% power")
+    mde_95: float | None = Field(None, description="minimum detectable regression, 95% power")
+    cases_needed_80: int | None = Field(
+        None, description="paired cases for max_regression to be detectable at 80% power"
+    )
+    cases_needed_95: int | None = None
 
 
 class GateSettings(BaseModel):
@@ -127,7 +149,7 @@ class GateSettings(BaseModel):
 
     confidence: float = 0.95
     bootstrap_samples: int = 2000
-    inconclusive: Literal["pass", "fail"] = "pass"
+    inconclusive: Literal["pass", "fail"] = "fail"
     min_cases: int = 5
     max_error_rate: float = 0.0
     judge_max_failure_rate: float = 0.1
@@ -160,3 +182,15 @@ class SuiteVerdict(BaseModel):
     head: RunResult
     confidence: float = 0.95
     gate: GateSettings | None = Field(None, description="settings used; None in older reports")
+    gate_ref: str | None = Field(None, description="git ref the gate was read from")
+    gate_changes: list[str] = Field(
+        default_factory=list, description="what the head changed in the gate (judged by the base's)"
+    )
+    gate_diff: str = ""
+    added_cases: dict[str, dict[str, float | None]] = Field(
+        default_factory=dict, description="cases only the head has: their scores, not gated"
+    )
+
+    @property
+    def gate_changed(self) -> bool:
+        return bool(self.gate_changes)

@@ -266,7 +266,8 @@ def _case_results(
         rs = by_case[case.id]
         scores: dict[str, float | None] = {}
         for m in suite.metrics:
-            vals = [x for x in (rp.scores.get(m.id) for rp in rs) if x is not None]
+            # NaN (a metric that could not score) is no score, never a number to average.
+            vals = [x for x in (rp.scores.get(m.id) for rp in rs) if x is not None and x == x]
             scores[m.id] = fmean(vals) if vals else None
         inp: dict[str, Any] = {"vars": case.vars} if case.vars else {}
         if case.messages:

@@ -52,6 +52,8 @@ JUDGED_METRICS = frozenset(
 )
 RETRIEVAL_METRICS = frozenset({"recall_at_k", "mrr", "ndcg_at_k"})
 LOWER_IS_BETTER = frozenset({"latency_ms", "completion_tokens", "total_tokens"})
+# Scores of 0 or 1 per answer (a case's score is their mean over its repeats).
+BINARY_METRICS = frozenset({"exact_match", "contains", "regex", "is_json", "json_schema", "length"})
 # Metrics that read the case's reference answer(s) / contexts / gold ids.
 NEEDS_REFERENCE = frozenset(
     {"exact_match", "semantic_similarity", "context_precision", "context_recall"}
@@ -178,7 +180,9 @@ class GateSpec(_Strict):
     confidence: float = Field(0.95, gt=0.5, lt=1)
     bootstrap_samples: int = Field(2000, ge=200)
     inconclusive: Literal["pass", "fail"] = Field(
-        "pass", description="verdict when the CI straddles -max_regression"
+        "fail",
+        description="verdict when the CI straddles -max_regression: fail (the default) passes "
+        "only what is shown to be no worse than allowed",
     )
     min_cases: int = Field(5, ge=1, description="fewer scored cases than this is an error")
     max_error_rate: float = Field(0.0, ge=0, le=1, description="failed generations allowed")
@@ -245,19 +249,27 @@ def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite file; raise :class:`SuiteError` with a readable message."""
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise SuiteError(f"{p}: cannot read: {e}") from None
+    return parse_suite(text, p.resolve(), str(p))
+
+
+def parse_suite(text: str, path: Path, where: str) -> Suite:
+    """A suite from its YAML text; ``path`` is where it lives (relative paths start there),
+    ``where`` names it in errors (a file, or ``ref:path`` for one read from git)."""
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise SuiteError(f"{p}: YAML error: {e}") from None
+        raise SuiteError(f"{where}: YAML error: {e}") from None
     if not isinstance(raw, dict):
-        raise SuiteError(f"{p}: a suite is a YAML mapping")
+        raise SuiteError(f"{where}: a suite is a YAML mapping")
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as e:
         parts = [
             f"{'.'.join(str(x) for x in err['loc']) or 'suite'}: {err['msg']}" for err in e.errors()
         ]
-        raise SuiteError(f"{p}: " + "; ".join(parts)) from None
-    suite.path = p.resolve()
+        raise SuiteError(f"{where}: " + "; ".join(parts)) from None
+    suite.path = path
     return suite

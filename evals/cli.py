@@ -1,8 +1,10 @@
 """``llmops eval run`` and ``llmops eval compare``.
 
 Exit codes: 0 the gate passed; 1 the gate failed; 2 the evaluation could not run (bad suite,
-empty dataset, unknown prompt or model, unreachable gateway, crash). Both failures are non-zero:
-CI must never read "could not evaluate" as "passed". Heavy imports happen inside the commands.
+empty dataset, unknown prompt or model, unreachable gateway, crash); 3 (``compare`` only) the
+gate passed, judged by the base's settings, but the head changes the gate (thresholds,
+allowances, gate settings, cases): a reviewer must sign that off. Every failure is non-zero: CI
+must never read "could not evaluate" as "passed". Heavy imports happen inside the commands.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ app = typer.Typer(
     **typer_settings(),
 )
 
-EXIT_FAIL, EXIT_ERROR = 1, 2
+EXIT_FAIL, EXIT_ERROR, EXIT_GATE_CHANGED = 1, 2, 3
 
 SuitesArg = Annotated[
     list[Path], typer.Argument(help="suite YAML file(s), e.g. evals/suites/*.yaml")
@@ -68,6 +70,7 @@ def _execute(
     langfuse: bool,
     sides: int,
     job: Any,
+    load: Any = None,
 ) -> None:
     """Shared driver: load suites, run ``job`` per suite under a progress bar, write reports."""
     from rich.markup import escape
@@ -85,6 +88,9 @@ def _execute(
     try:
         loaded = []
         for p in suites:
+            if load is not None:
+                loaded.append(load(p, limit))
+                continue
             s = load_suite(p)
             loaded.append((s, load_dataset(s, limit)))
         total = sum(len(c) * s.repeats * sides for s, c in loaded)
@@ -127,6 +133,13 @@ def _execute(
     console.print(f"reports: {escape(', '.join(str(p) for p in paths.values()))}")
     if not all(v.passed for v in verdicts):
         raise typer.Exit(EXIT_FAIL)
+    changed = [v.suite for v in verdicts if v.gate_changed]
+    if changed:
+        console.print(
+            f"[yellow]gate changed[/yellow] in {escape(', '.join(changed))}: judged by the base's "
+            f"gate, which passed; the change needs a reviewer's sign-off (exit {EXIT_GATE_CHANGED})"
+        )
+        raise typer.Exit(EXIT_GATE_CHANGED)
 
 
 @app.command()
@@ -192,15 +205,45 @@ def compare(
         typer.echo("error: give --base REF and/or --base-model MODEL", err=True)
         raise typer.Exit(EXIT_ERROR)
 
-    async def job(s: Any, ctx: Any, cases: Any) -> Any:
-        base_ref = base if base is not None else head
+    deleted: set[Path] = set()
+
+    def base_ref_of(s: Any) -> str | None:
         if merge_base and base is not None:
             from evals._prompt_refs import merge_base as mb
 
-            base_ref = mb(s.repo_path(), base, head or "HEAD")
+            return str(mb(s.repo_path(), base, head or "HEAD"))
+        return base if base is not None else head
+
+    async def job(s: Any, ctx: Any, cases: Any) -> Any:
+        from evals._base_suite import base_gate
+
+        base_ref = base_ref_of(s)
+        # The gate is the base's whenever the base is another git ref than the head.
+        gate = base_gate(s, cases, base_ref) if base_ref is not None and base_ref != head else None
+        if gate is not None and s.path in deleted:
+            gate.changes.insert(0, "the head deletes this suite file (judged as at the base)")
         return await do_compare(
-            s, ctx, Side(ref=base_ref, model=base_model), Side(ref=head, model=head_model), cases
+            s,
+            ctx,
+            Side(ref=base_ref, model=base_model),
+            Side(ref=head, model=head_model),
+            cases,
+            gate,
         )
+
+    def load(path: Path, n: int | None) -> Any:
+        """A suite file the head deleted is still judged: read as at the base ref."""
+        from evals._base_suite import deleted_suite
+        from evals._dataset import load_dataset
+        from evals._suite import load_suite
+
+        if path.exists() or base is None:
+            s = load_suite(path)
+            return s, load_dataset(s, n)
+        s, found = deleted_suite(path, base)
+        if s.path is not None:
+            deleted.add(s.path)
+        return s, found[:n] if n else found
 
     _execute(
         suites,
@@ -212,7 +255,86 @@ def compare(
         langfuse=langfuse,
         sides=2,
         job=job,
+        load=load,
     )
+
+
+@app.command()
+def plan(
+    suites: SuitesArg,
+    ref: Annotated[
+        str | None, typer.Option(help="git ref of the prompt (default: working tree)")
+    ] = None,
+    cache: CacheOpt = True,
+    cache_dir: CacheDirOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Per metric: what the suite can detect at its size (minimum detectable regression at 80%
+    and 95% power) and the cases its allowance needs, from one (cached) run."""
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from common import cli_console
+    from evals._api import Side, evaluate
+    from evals._dataset import load_dataset
+    from evals._errors import EvalError
+    from evals._suite import load_suite
+
+    console = cli_console()
+    rows: list[dict[str, Any]] = []
+    try:
+        ctx = _context(cache, cache_dir, None)
+        for p in suites:
+            s = load_suite(p)
+            v = asyncio.run(evaluate(s, ctx, Side(ref=ref), load_dataset(s)))
+            for m in v.metrics:
+                rows.append(
+                    {
+                        "suite": s.name,
+                        "metric": m.metric,
+                        "n": m.n_paired,
+                        "max_regression": m.max_regression,
+                        "delta_sd": m.delta_sd,
+                        "mde_80": m.mde_80,
+                        "mde_95": m.mde_95,
+                        "cases_needed_80": m.cases_needed_80,
+                        "cases_needed_95": m.cases_needed_95,
+                    }
+                )
+    except EvalError as e:
+        cli_console(stderr=True).print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(EXIT_ERROR) from None
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(
+        "suite",
+        "metric",
+        "n",
+        "allowed drop",
+        "sd (planned)",
+        "detectable 80%",
+        "detectable 95%",
+        "cases for the allowance 80% / 95%",
+    )
+    for r in rows:
+
+        def f(x: float | None) -> str:
+            return "–" if x is None else f"{x:.3g}"
+
+        table.add_row(
+            r["suite"],
+            r["metric"],
+            str(r["n"]),
+            f(r["max_regression"]),
+            f(r["delta_sd"]),
+            f(r["mde_80"]),
+            f(r["mde_95"]),
+            f"{r['cases_needed_80'] or '∞'} / {r['cases_needed_95'] or '∞'}",
+        )
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover - for `python -m evals.cli`

@@ -27,11 +27,11 @@ DEFAULT_REDACTION_PATTERNS: tuple[str, ...] = (
 )
 
 
-Route = Literal["chat", "completions", "embeddings"]
+Route = Literal["chat", "responses", "completions", "embeddings"]
 
 
 def _default_routes() -> list[Route]:
-    return ["chat", "completions"]
+    return ["chat", "responses", "completions"]
 
 
 class _Strict(BaseModel):

@@ -164,3 +164,13 @@ def test_gateway_environment_overrides_name_real_config_fields(
     monkeypatch.setenv("LLMOPS_OBSERVABILITY__NO_SUCH_FIELD", "1")
     with pytest.raises(ValueError):
         load_config(COMPOSE_DIR / "gateway.yaml")
+
+
+def test_chat_engine_parses_tool_calls() -> None:
+    """The chat engine runs with a tool parser (tools, the Responses API, the Agents SDK); the
+    embedding engine without."""
+    services = _compose()["services"]
+    chat, embed = services["vllm"]["command"], services["vllm-embed"]["command"]
+    assert "--enable-auto-tool-choice" in chat
+    assert chat[chat.index("--tool-call-parser") + 1] == "${CHAT_TOOL_CALL_PARSER:-llama3_json}"
+    assert "--tool-call-parser" not in embed

@@ -382,6 +382,28 @@ def test_vllm_deployments(rendered: tuple[str, list[Doc]]) -> None:
             assert c["image"].startswith("docker.io/vllm/vllm-openai:v")
 
 
+# vLLM's tool parser per model family (its chat template decides how tool calls are written).
+TOOL_PARSERS = {"Llama-3": "llama3_json", "SmolLM2": "hermes", "Qwen2.5": "hermes"}
+
+
+def test_chat_engines_parse_tool_calls(rendered: tuple[str, list[Doc]]) -> None:
+    """Chat engines run with vLLM's tool parser for their model (tools, Responses API, Agents
+    SDK); the embedding engine runs without one."""
+    _, docs = rendered
+    for d in by_kind(docs, "Deployment"):
+        if d["metadata"]["labels"].get("app.kubernetes.io/name") != "vllm":
+            continue
+        (c,) = d["spec"]["template"]["spec"]["containers"]
+        name, args, model = d["metadata"]["name"], c["args"], env_value(c, "MODEL_ID") or ""
+        if name.endswith("-embed"):
+            assert "--tool-call-parser" not in args, name
+            continue
+        assert "--enable-auto-tool-choice" in args, name
+        parser = args[args.index("--tool-call-parser") + 1]
+        family = next(f for f in TOOL_PARSERS if f in model)
+        assert parser == TOOL_PARSERS[family], (name, model, parser)
+
+
 def test_gpu_overlay_is_a_tensor_parallel_h100_example() -> None:
     docs = render("overlays/gpu")
     chat = one(docs, "Deployment", "vllm-chat")

@@ -4,6 +4,7 @@ vLLM whose answers depend on the rendered prompt (tests/evals/fakes.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,11 +56,44 @@ def suite_dict(**over: Any) -> dict[str, Any]:
     return suite
 
 
-def git(repo: Path, *args: str) -> str:
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     out = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env
     )
     return out.stdout.strip()
+
+
+def commit_files(repo: Path, parent: str, files: dict[Path, bytes], tag: str) -> str:
+    """A commit on top of ``parent`` with ``files`` (absolute paths in the repo -> content),
+    made with git's plumbing so neither the working tree nor the index moves; tagged ``tag``."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(repo / ".git" / f"index-{tag}")}
+    git(repo, "read-tree", parent, env=env)
+    for f, data in files.items():
+        blob = (
+            subprocess.run(
+                ["git", "-C", str(repo), "hash-object", "-w", "--stdin"],
+                input=data,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+        )
+        rel = f.resolve().relative_to(repo.resolve()).as_posix()
+        git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{rel}", env=env)
+    tree = git(repo, "write-tree", env=env)
+    commit = git(repo, "commit-tree", tree, "-p", parent, "-m", tag)
+    git(repo, "tag", "-f", tag, commit)
+    return tag
+
+
+def suite_ref(repo: Path, ref: str, suite: Path) -> str:
+    """``ref`` plus the suite file and its dataset as they are in the working tree, tagged
+    ``ref+SUITE``: a compare reads the gate from its base ref, so a suite written by a test must
+    exist there (else it is a new suite, gated on thresholds alone)."""
+    dataset = (suite.parent / yaml.safe_load(suite.read_text())["dataset"]).resolve()
+    files = {f: f.read_bytes() for f in (suite, dataset) if f.is_file()}
+    return commit_files(repo, ref, files, f"{ref}+{suite.stem}")
 
 
 @pytest.fixture(scope="module")

@@ -132,3 +132,40 @@ def test_damaged_prompt_fails_on_the_engine(
     assert metrics["contains"]["status"] == "fail"
     assert any("regression" in r or "misses threshold" in r for r in metrics["contains"]["reasons"])
     assert "Worst cases" in md
+
+
+def test_head_that_loosens_its_gate_and_breaks_the_prompt_fails_on_the_engine(
+    repo: Path, gateway_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One commit on top of ``damaged`` also loosens the suite (every allowance 1.0, no
+    thresholds, ``inconclusive: pass``): judged by the gate at ``good``, it still fails, and the
+    report names the gate change."""
+    from tests.evals.conftest import commit_files
+
+    suite_file = repo / "evals" / "suites" / "rag-answer.yaml"
+    good = suite_file.read_text()
+    loose = yaml.safe_load(good)
+    for m in loose["metrics"]:
+        m["max_regression"] = 1000.0
+        m.pop("threshold", None)
+    loose["gate"] = {"inconclusive": "pass", "min_cases": 1}
+    head = commit_files(
+        repo,
+        "damaged",
+        {suite_file: yaml.safe_dump(loose, sort_keys=False).encode()},
+        "damaged-loosened",
+    )
+    _git(repo, "checkout", "-q", head)
+    try:
+        code, data, md = _compare(
+            repo, head, tmp_path / "o", tmp_path / "c", gateway_url, monkeypatch
+        )
+    finally:
+        _git(repo, "checkout", "-q", "main")
+    assert code == 1, md
+    s = data["suites"][0]
+    metrics = {m["metric"]: m for m in s["metrics"]}
+    assert metrics["contains"]["status"] == "fail" and metrics["contains"]["max_regression"] == 0.1
+    assert s["gate"]["inconclusive"] == "fail"
+    assert any("max_regression 0.1 -> 1000.0" in c for c in s["gate_changes"])
+    assert "Gate changed" in md

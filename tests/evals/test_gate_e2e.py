@@ -10,22 +10,24 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from evals.cli import app
-from tests.evals.conftest import write_suite
+from tests.evals.conftest import suite_ref, write_suite
 from tests.evals.fakes import TableUpstream
 
 runner = CliRunner()
 
 
 def _compare(suite: Path, base: str, head: str, out: Path, *extra: str) -> tuple[int, str]:
+    """Compare ``base`` and ``head`` with the suite committed on both (the gate is the base's)."""
+    repo = suite.parents[2]
     res = runner.invoke(
         app,
         [
             "compare",
             str(suite),
             "--base",
-            base,
+            suite_ref(repo, base, suite),
             "--head",
-            head,
+            suite_ref(repo, head, suite),
             "--out",
             str(out),
             "--no-progress",
@@ -279,7 +281,7 @@ def test_new_prompt_without_baseline_is_gated_on_thresholds(repo: Path, env: Pat
                 "compare",
                 str(suite),
                 "--base",
-                "good",
+                suite_ref(repo, "good", suite),  # the suite is there, the prompt is not
                 "--no-progress",
                 "--no-langfuse",
                 "--out",
@@ -290,4 +292,6 @@ def test_new_prompt_without_baseline_is_gated_on_thresholds(repo: Path, env: Pat
         (repo / "prompts" / "capitals2.yaml").unlink()
     assert res.exit_code == 0, res.output
     md = (env / "o" / "report.md").read_text()
-    assert "no baseline, thresholds only" in md and "does not exist at git ref 'good'" in md
+    assert (
+        "no baseline, thresholds only" in md and "does not exist at git ref 'good+newprompt'" in md
+    )

@@ -30,7 +30,7 @@ from evals._report_md import case_anchor, rank_cases
 from evals._results import SuiteVerdict
 from evals.cli import app
 from tests.conftest import in_ci
-from tests.evals.conftest import write_suite
+from tests.evals.conftest import suite_ref, write_suite
 from tests.evals.fakes import GOOD_INSTRUCTION
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,9 +76,9 @@ def failing_report(repo: Path, env: Path) -> tuple[Path, SuiteVerdict]:
             "compare",
             str(suite),
             "--base",
-            "good",
+            suite_ref(repo, "good", suite),
             "--head",
-            "damaged",
+            suite_ref(repo, "damaged", suite),
             "--out",
             str(out),
             "--no-progress",

@@ -8,6 +8,7 @@ import pytest
 
 from evals import MetricSpec, Suite, bootstrap_mean_ci, classify, gate_compare
 from evals._results import CaseResult, Generation, RepeatResult, RunResult, TargetInfo
+from evals._stats import cases_needed, min_detectable
 
 TRIALS = 200
 
@@ -104,8 +105,9 @@ def _binary(n: int, drop: float):  # type: ignore[no-untyped-def]
 
 
 def test_power_and_false_alarms_continuous() -> None:
+    """``inconclusive: pass`` (fail only on a significant regression) at a small allowance."""
     m = 0.02
-    suite = _suite(m)
+    suite = _suite(m, inconclusive="pass")
     power = _fail_rate(_continuous(40, 0.07), suite)
     at_margin = _fail_rate(_continuous(40, m), suite)
     no_change = _fail_rate(_continuous(40, 0.0), suite)
@@ -119,8 +121,9 @@ def test_power_and_false_alarms_continuous() -> None:
 
 
 def test_power_and_false_alarms_binary() -> None:
+    """``inconclusive: pass`` at a small allowance: power against a large drop only."""
     m = 0.05
-    suite = _suite(m)
+    suite = _suite(m, inconclusive="pass")
     power = _fail_rate(_binary(100, 0.25), suite)
     at_margin = _fail_rate(_binary(100, m), suite)
     no_change = _fail_rate(_binary(100, 0.0), suite)
@@ -131,6 +134,78 @@ def test_power_and_false_alarms_binary() -> None:
     assert power >= 0.8
     assert at_margin <= 0.10
     assert no_change <= 0.05
+
+
+@pytest.mark.parametrize(
+    ("make", "n", "sd"),
+    [
+        (_continuous, 40, 0.1),
+        # head independent of base, p_i ~ U(0.5, 1): sd of a delta = sqrt(2 E[p(1-p)]) = 0.577
+        (_binary, 100, float(np.sqrt(1 / 3))),
+    ],
+    ids=["continuous", "binary"],
+)
+def test_default_gate_meets_its_stated_error_rates(make, n: int, sd: float) -> None:  # type: ignore[no-untyped-def]
+    """The default gate (``inconclusive: fail``) with the allowance set to the minimum
+    detectable regression at 95% power: a no-op fails at most ~5% of the time, a regression of
+    the allowance fails ~97.5% of the time (one-sided test at 2.5%), twice it always."""
+    m = min_detectable(sd, n, confidence=0.95, power=0.95)
+    suite = _suite(m)
+    assert suite.gate.inconclusive == "fail"
+    no_op = _fail_rate(make(n, 0.0), suite)
+    at_m = _fail_rate(make(n, m), suite)
+    twice = _fail_rate(make(n, 2 * m), suite)
+    print(
+        f"\nn={n} sd={sd:.3f} m=mde95={m:.3f}: false fail {no_op:.3f}, "
+        f"detect m {at_m:.3f}, 2m {twice:.3f}"
+    )
+    assert no_op <= 0.09  # nominal 5%; 200 trials
+    assert at_m >= 0.9 and twice >= 0.99
+    v = gate_compare(
+        suite,
+        *(
+            _run(lbl, x)
+            for lbl, x in zip(("base", "head"), make(n, 0.0)(np.random.default_rng(1)), strict=True)
+        ),
+    )
+    got = v.metrics[0]
+    assert got.delta_sd is not None and got.mde_95 is not None and got.cases_needed_95
+    assert got.mde_95 == pytest.approx(min_detectable(got.delta_sd, n, power=0.95))
+    assert got.delta_sd <= sd * 1.1  # the planned sd bounds the observed one (clipping lowers it)
+    assert got.cases_needed_95 <= n * 1.25
+
+
+def test_missing_scores_count_against_the_head_and_are_reported() -> None:
+    """A case the head could not score (judge failure, NaN, failed generation) is paired as the
+    worst score against the base's, never dropped; one the base could not score as the best."""
+    base = np.ones(30)
+    head = np.ones(30)
+    b, h = _run("base", base), _run("head", head)
+    h.cases[0].scores["contains"] = None
+    h.cases[1].scores["contains"] = float("nan")
+    b.cases[2].scores["contains"] = None
+    v = gate_compare(_suite(0.05), b, h)
+    m = v.metrics[0]
+    assert m.n_paired == 30 and m.n_imputed == 3
+    assert m.deltas["c0"] == -1.0 and m.deltas["c1"] == -1.0 and m.deltas["c2"] == 0.0
+    assert any("counted as a loss for the head" in r for r in m.reasons)
+    assert not v.passed and m.status == "fail"
+
+
+def test_nan_bounds_read_as_undefined() -> None:
+    nan = float("nan")
+    assert classify(nan, nan, 0.1) == "undefined"
+    assert classify(-0.1, nan, 0.1) == "undefined"
+    with pytest.raises(ValueError):
+        bootstrap_mean_ci([0.1, nan])
+
+
+def test_power_formulas() -> None:
+    # (z_0.975 + z_0.8) * 0.5 / sqrt(100) = 2.80 * 0.05
+    assert min_detectable(0.5, 100) == pytest.approx(0.1401, abs=1e-3)
+    assert cases_needed(0.5, 0.1401) in (100, 101)
+    assert cases_needed(0.5, 0.0) is None and cases_needed(0.0, 0.0) == 1
+    assert min_detectable(0.5, 0) == float("inf")
 
 
 @pytest.mark.parametrize("policy", ["pass", "fail"])

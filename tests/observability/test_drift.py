@@ -144,15 +144,21 @@ def test_gateway_samples_and_cli_detects_drift(
     c = openai.OpenAI(base_url=gw.url + "/v1", api_key=ADMIN_KEY, max_retries=0)
     rng = random.Random(11)
     live = [*code(rng, 45), "write to me at alice@example.com please"]
-    for q in live:
-        c.chat.completions.create(model="chat", messages=[{"role": "user", "content": q}])
+    for i, q in enumerate(live):
+        if i % 5 == 4:  # the Responses API is sampled too, its query read from ``input``
+            c.responses.create(model="chat", input=[{"role": "user", "content": q}])
+        else:
+            c.chat.completions.create(model="chat", messages=[{"role": "user", "content": q}])
     c.embeddings.create(model="emb", input="not sampled: embeddings route is off by default")
     obs = gw.gw.observability
     obs.flush()
     samples = DriftStore(store_dir).read()
     assert len(samples) == len(live)
     assert all(s.embedding is not None and s.embedding.shape == (384,) for s in samples)
-    assert {s.model for s in samples} == {"chat"} and {s.route for s in samples} == {"chat"}
+    assert {s.model for s in samples} == {"chat"} and {s.route for s in samples} == {
+        "chat",
+        "responses",
+    }
     assert "write to me at [REDACTED] please" in {s.text for s in samples}  # redacted at rest
     assert obs.drift.written == len(live) and obs.drift.dropped == 0
 

@@ -56,6 +56,43 @@ class CannedUpstream(SlowUpstream):
                 "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
                 "usage": {"prompt_tokens": 1, "total_tokens": 1},
             }
+        elif request.path.endswith("/responses"):
+            body = {
+                "id": "resp_1",
+                "object": "response",
+                "created_at": now,
+                "status": "completed",
+                "error": None,
+                "incomplete_details": None,
+                "instructions": None,
+                "model": "chat",
+                "output": [
+                    {
+                        "id": "msg_1",
+                        "type": "message",
+                        "role": "assistant",
+                        "status": "completed",
+                        "content": [
+                            {"type": "output_text", "text": "ok", "annotations": [], "logprobs": []}
+                        ],
+                    }
+                ],
+                "parallel_tool_calls": True,
+                "metadata": {},
+                "tool_choice": "auto",
+                "tools": [],
+                "temperature": 1.0,
+                "top_p": 1.0,
+                "text": {"format": {"type": "text"}},
+                "truncation": "disabled",
+                "usage": {
+                    "input_tokens": 1,
+                    "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens": 1,
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                    "total_tokens": 2,
+                },
+            }
         elif request.path.endswith("/chat/completions"):
             body = {
                 "id": "chatcmpl-1",
@@ -91,6 +128,11 @@ class CannedUpstream(SlowUpstream):
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         return await self._any(request)
+
+    def build_app(self) -> web.Application:
+        app = super().build_app()
+        app.router.add_post("/v1/responses", self._any)
+        return app
 
 
 def _cfg(url: str) -> dict[str, Any]:
@@ -143,6 +185,7 @@ def _openai_schema() -> Any:
             "createChatCompletion",
             "createCompletion",
             "createEmbedding",
+            "createResponse",
             "listModels",
             "retrieveModel",
         ]
