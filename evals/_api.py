@@ -64,12 +64,13 @@ async def compare(
     thresholds alone, and the report says so.
     """
     head_cases = cases if cases is not None else load_dataset(suite)
-    if gate is not None and gate.suite is None:
-        verdict = await evaluate(suite, ctx, head, head_cases)
-        verdict.notes.append(f"suite is new at {gate.ref}: no baseline, thresholds only")
-        return verdict
-    judge = gate.suite if gate is not None and gate.suite is not None else suite
-    gated = gate.cases if gate is not None and gate.suite is not None else head_cases
+    judge, gated = suite, head_cases
+    if gate is not None:
+        if gate.suite is None:
+            verdict = await evaluate(suite, ctx, head, head_cases)
+            verdict.notes.append(f"suite is new at {gate.ref}: no baseline, thresholds only")
+            return verdict
+        judge, gated = gate.suite, gate.cases
     ids = {c.id for c in gated}
     added = [c for c in head_cases if c.id not in ids]
     head_suite = _with_target(judge, suite)

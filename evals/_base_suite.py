@@ -41,15 +41,15 @@ class BaseGate:
     diff: str = ""
 
 
-def _repo_path(suite: Suite) -> tuple[Git, str]:
-    """The git repository holding the suite file and the file's path inside it."""
-    if suite.path is None:
-        raise SuiteError("the suite was not loaded from a file, so it has no version in git")
-    root = git_toplevel(suite.path.parent)
+def _repo_path(path: Path) -> tuple[Git, str]:
+    """The git repository holding the suite file ``path`` (which the working tree may no longer
+    have) and the file's path inside it."""
+    p = path.resolve()
+    root = git_toplevel(next((d for d in p.parents if d.is_dir()), Path.cwd()))
     try:
-        rel = suite.path.resolve().relative_to(root.resolve())
+        rel = p.relative_to(root.resolve())
     except ValueError:
-        raise SuiteError(f"{suite.path} is not inside the git repository {root}") from None
+        raise SuiteError(f"{path} is not inside the git repository {root}") from None
     return Git(root), rel.as_posix()
 
 
@@ -61,9 +61,9 @@ def _show(git: Git, commit: str, path: str) -> str | None:
         return None
 
 
-def suite_at(suite: Suite, ref: str) -> tuple[Suite | None, list[Case], str]:
-    """(the suite file as at ``ref`` or None, its dataset's cases there, the commit)."""
-    git, rel = _repo_path(suite)
+def suite_at(path: Path, ref: str) -> tuple[Suite | None, list[Case], str]:
+    """(the suite file ``path`` as at ``ref`` or None, its dataset's cases there, the commit)."""
+    git, rel = _repo_path(path)
     try:
         commit = git.resolve(ref)
     except GitError as e:
@@ -71,8 +71,7 @@ def suite_at(suite: Suite, ref: str) -> tuple[Suite | None, list[Case], str]:
     text = _show(git, commit, rel)
     if text is None:
         return None, [], commit
-    assert suite.path is not None
-    base = parse_suite(text, suite.path, f"{ref}:{rel}")
+    base = parse_suite(text, path.resolve(), f"{ref}:{rel}")
     if Path(base.dataset).is_absolute():
         raise SuiteError(
             f"{ref}:{rel}: dataset {base.dataset} is outside the repository, so the base's cases "
@@ -157,13 +156,22 @@ def _settings_diff(base: Suite, head: Suite, ref: str) -> str:
     )
 
 
-def base_gate(head: Suite, head_cases: list[Case], ref: str) -> BaseGate:
-    """The gate at ``ref`` for ``head`` (the suite as the working tree or head ref has it)."""
-    base, cases, _ = suite_at(head, ref)
+def base_gate(
+    head: Suite, head_cases: list[Case], ref: str, limit: int | None = None, deleted: bool = False
+) -> BaseGate:
+    """The gate at ``ref`` for ``head`` (the suite as the working tree or head ref has it, its
+    cases cut to ``limit`` like the base's). ``deleted``: the head no longer has the file, so
+    ``head`` is the base's own copy and only the deletion is a change."""
+    if head.path is None:
+        raise SuiteError("the suite was not loaded from a file, so it has no version in git")
+    base, cases, _ = suite_at(head.path, ref)
     if base is None:
         return BaseGate(ref=ref, suite=None)
+    cases = cases[:limit] if limit else cases
     settings = _settings_changes(base, head)
     changes = settings + _case_changes(cases, head_cases)
+    if deleted:
+        changes.insert(0, "the head deletes this suite file (judged as at the base)")
     diff = _settings_diff(base, head, ref) if settings else ""
     return BaseGate(ref=ref, suite=base, cases=cases, changes=changes, diff=diff)
 
@@ -171,11 +179,7 @@ def base_gate(head: Suite, head_cases: list[Case], ref: str) -> BaseGate:
 def deleted_suite(path: Path, ref: str) -> tuple[Suite, list[Case]]:
     """A suite file the head deleted, as at ``ref`` with its cases, so it still judges the
     head; raises :class:`SuiteError` when it does not exist at ``ref`` either."""
-    p = path.resolve()
-    parent = next((d for d in p.parents if d.is_dir()), Path.cwd())
-    placeholder = Suite(name=p.stem, dataset="-", metrics=[{"type": "is_json"}])
-    placeholder.path = git_toplevel(parent) / p.relative_to(git_toplevel(parent))
-    base, cases, _ = suite_at(placeholder, ref)
+    base, cases, _ = suite_at(path, ref)
     if base is None:
         raise SuiteError(f"{path}: no such suite file, neither here nor at {ref}")
     return base, cases

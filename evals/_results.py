@@ -5,6 +5,8 @@ Plain pydantic models so the JSON report is their dump and every other report re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from statistics import fmean
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -77,6 +79,15 @@ def template_source(template: object) -> str | None:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=10**6)
 
 
+def metric_means(cases: list[CaseResult], metric_ids: Iterable[str]) -> dict[str, float | None]:
+    """Each metric's mean over the cases that have a score (None when none has)."""
+    means: dict[str, float | None] = {}
+    for mid in metric_ids:
+        vals = [x for x in (c.scores.get(mid) for c in cases) if x is not None]
+        means[mid] = fmean(vals) if vals else None
+    return means
+
+
 class RunResult(BaseModel):
     suite: str
     target: TargetInfo
@@ -93,14 +104,8 @@ class RunResult(BaseModel):
     def restricted(self, case_ids: set[str]) -> RunResult:
         """The same run over ``case_ids`` only (means recomputed; counters kept, so the health
         checks still see every generation the run made)."""
-        from statistics import fmean
-
         cases = [c for c in self.cases if c.case_id in case_ids]
-        means: dict[str, float | None] = {}
-        for mid in self.means:
-            vals = [x for x in (c.scores.get(mid) for c in cases) if x is not None]
-            means[mid] = fmean(vals) if vals else None
-        return self.model_copy(update={"cases": cases, "means": means})
+        return self.model_copy(update={"cases": cases, "means": metric_means(cases, self.means)})
 
     @property
     def error_rate(self) -> float:

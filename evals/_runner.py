@@ -28,6 +28,7 @@ from evals._results import (
     RepeatResult,
     RunResult,
     TargetInfo,
+    metric_means,
     template_source,
 )
 from evals._semantic import Embedder
@@ -110,7 +111,7 @@ async def run_suite(
         cache_hits=sum(1 for v in cached.values() if v is not None),
         cache_misses=sum(1 for v in cached.values() if v is None),
         wall_s=time.perf_counter() - t0,
-        means=_means(suite, results),
+        means=metric_means(results, (m.id for m in suite.metrics)),
     )
 
 
@@ -278,15 +279,6 @@ def _case_results(
             )
         )
     return results
-
-
-def _means(suite: Suite, results: list[CaseResult]) -> dict[str, float | None]:
-    """Each metric's mean over the cases that have a score (None when none has)."""
-    means: dict[str, float | None] = {}
-    for m in suite.metrics:
-        vals = [x for x in (c.scores.get(m.id) for c in results) if x is not None]
-        means[m.id] = fmean(vals) if vals else None
-    return means
 
 
 def _target_info(

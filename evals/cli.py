@@ -219,9 +219,9 @@ def compare(
 
         base_ref = base_ref_of(s)
         # The gate is the base's whenever the base is another git ref than the head.
-        gate = base_gate(s, cases, base_ref) if base_ref is not None and base_ref != head else None
-        if gate is not None and s.path in deleted:
-            gate.changes.insert(0, "the head deletes this suite file (judged as at the base)")
+        gate = None
+        if base_ref is not None and base_ref != head:
+            gate = base_gate(s, cases, base_ref, limit, deleted=s.path in deleted)
         return await do_compare(
             s,
             ctx,

@@ -131,3 +131,16 @@ def test_plan_gives_what_the_suite_can_detect(repo: Path, env: Path) -> None:
     lat = rows["latency_ms"]
     assert lat["delta_sd"] > 0 and lat["mde_95"] > lat["mde_80"] > 0
     assert lat["cases_needed_80"] is None  # allowance 0 on a noisy metric: nothing passes
+
+
+def test_limit_cuts_both_sides_alike(repo: Path, env: Path) -> None:
+    """``--limit N`` takes the first N cases at the base too: the rest are not "removed"."""
+    from tests.evals.conftest import suite_ref
+
+    suite = write_suite(repo, "limited")
+    base, head = suite_ref(repo, "good", suite), suite_ref(repo, "unchanged", suite)
+    args = ["compare", str(suite), "--base", base, "--head", head, "--limit", "5"]
+    res = runner.invoke(app, [*args, "--out", str(env / "out"), "--no-progress", "--no-langfuse"])
+    v = json.loads((env / "out" / "report.json").read_text())["suites"][0]
+    assert res.exit_code == 0, res.output
+    assert v["gate_changes"] == [] and v["metrics"][0]["n_paired"] == 5
