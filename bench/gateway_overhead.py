@@ -1,4 +1,4 @@
-"""What the gateway adds on top of a replica: CPU, latency, memory (issue 2's targets).
+"""What the gateway adds on top of a replica: CPU, latency, memory, against the core targets.
 
 A fake upstream (nginx, fixed chat-completion bodies, plain JSON and SSE) runs on loopback; wrk
 posts chat bodies with a bearer key. For each concurrency, direct-to-nginx and through-the-gateway
@@ -55,7 +55,7 @@ MODEL = "bench"
 STREAM_MODEL = "bench-stream"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# Targets of issue 2 (auth and metrics on).
+# The core gateway's targets (auth and metrics on).
 TARGET_CPU_MS = 0.5
 TARGET_ADDED_P50_MS = 1.0
 TARGET_STREAM_ADDED_MS = 1.0
@@ -146,7 +146,7 @@ class Variant:
     """One row group of the table: a gateway config overlay and the bodies clients send.
 
     ``check`` returns ``None`` when the variant can run here, else the reason it is skipped.
-    Issue 2's targets apply to the core only; other variants are measured against them for
+    The targets apply to the core only; other variants are measured against them for
     information (their lines read ``info``), except zero errors, which holds for every variant.
     """
 
@@ -864,7 +864,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> tuple[str
         )
         all_ok &= ok or not binding
     if checks:
-        lines += ["Targets (issue 2):", "", *(f"- {c}" for c in checks), ""]
+        lines += ["Targets (core gateway):", "", *(f"- {c}" for c in checks), ""]
     return "\n".join(lines), all_ok
 
 

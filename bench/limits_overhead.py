@@ -1,4 +1,4 @@
-"""Gateway CPU per request with rate limiting off, in memory, and in Redis (issue 9's targets).
+"""Gateway CPU per request with rate limiting off, in memory, and in Redis, against targets.
 
 Reuses the gateway benchmark's harness (``bench/gateway_overhead.py``): nginx as a fixed-body
 upstream, wrk posting chat bodies with one bearer key, CPU from /proc/PID/stat (utime + stime)

@@ -30,7 +30,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = [
     "common", "gateway", "engine", "observability", "monitor", "prompts", "retrieval", "evals",
-    "llmops",
+    "llmops", "bench",
 ]  # fmt: skip
 # Written by the build or a run, never committed.
 GENERATED = ("bench/out/", ".venv/", ".mypy_cache/", ".pytest_cache/", "llmops.egg-info/")
