@@ -57,9 +57,10 @@ def build_request(
         tpl = prompt.template
         context = None
         if tpl.retrieval is not None:
+            # ids as a collection ingested from the dataset would have them: "<case id>-<n>"
             docs = [
                 {
-                    "id": (case.gold_ids[i] if i < len(case.gold_ids) else f"ctx-{i}"),
+                    "id": f"{case.id}-{i + 1}",
                     "text": c,
                     "source": "",
                     "score": 1.0,

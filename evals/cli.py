@@ -1,10 +1,11 @@
-"""``llmops eval run`` and ``llmops eval compare``.
+"""``llmops eval run``, ``compare``, ``plan`` and ``validate``.
 
 Exit codes: 0 the gate passed; 1 the gate failed; 2 the evaluation could not run (bad suite,
 empty dataset, unknown prompt or model, unreachable gateway, crash); 3 (``compare`` only) the
 gate passed, judged by the base's settings, but the head changes the gate (thresholds,
-allowances, gate settings, cases): a reviewer must sign that off. Every failure is non-zero: CI
-must never read "could not evaluate" as "passed". Heavy imports happen inside the commands.
+allowances, gate settings, cases): a reviewer must sign that off. ``validate`` exits 1 when an
+allowance is below what its suite can detect. Every failure is non-zero: CI must never read
+"could not evaluate" as "passed". Heavy imports happen inside the commands.
 """
 
 from __future__ import annotations
@@ -335,6 +336,119 @@ def plan(
             f"{r['cases_needed_80'] or '∞'} / {r['cases_needed_95'] or '∞'}",
         )
     console.print(table)
+
+
+SUITES_GLOB = "evals/suites/*.yaml"
+
+
+@app.command()
+def validate(
+    suites: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help=f"suite YAML file(s) (default: {SUITES_GLOB} here, subfolders such as extra/ "
+            "not included)"
+        ),
+    ] = None,
+    from_run: Annotated[
+        bool,
+        typer.Option(
+            "--from-run",
+            help="run each suite once (cached) and plan every metric with the run's sd; "
+            "without it no model is called and continuous metrics are not checked",
+        ),
+    ] = False,
+    ref: Annotated[
+        str | None, typer.Option(help="--from-run: git ref of the prompt (default: working tree)")
+    ] = None,
+    cache: CacheOpt = True,
+    cache_dir: CacheDirOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Check suites and datasets, and that each allowed drop is detectable at 80% power with the
+    suite's cases (else the gate fails harmless edits too often to be useful).
+
+    Exits 1 when an allowance is below what its suite can detect, 2 when a suite or dataset is
+    invalid (CI runs it before comparing).
+    """
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from common import cli_console
+    from evals._api import Side, evaluate
+    from evals._dataset import load_dataset
+    from evals._errors import EvalError
+    from evals._suite import load_suite
+    from evals._validate import Finding, check_power
+
+    paths = suites or sorted(Path.cwd().glob(SUITES_GLOB))
+    if not paths:
+        typer.echo(f"error: no suites given and none match {SUITES_GLOB} here", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    findings: list[Finding] = []
+    errors = 0
+    ctx = _context(cache, cache_dir, None) if from_run else None
+    for p in paths:
+        try:
+            s = load_suite(p)
+            cases = load_dataset(s)
+            run = None
+            if ctx is not None:
+                run = asyncio.run(evaluate(s, ctx, Side(ref=ref), cases)).head
+            findings.extend(check_power(s, len(cases), run))
+        except EvalError as e:
+            errors += 1
+            cli_console(stderr=True).print(f"[red]error:[/red] {escape(str(e))}")
+    if json_out:
+        typer.echo(json.dumps([f.to_dict() for f in findings], indent=2))
+    elif findings:
+
+        def f3(x: float | None) -> str:
+            return "–" if x is None else f"{x:.3g}"
+
+        table = Table(
+            "suite",
+            "metric",
+            "n",
+            "allowed drop",
+            "sd (planned)",
+            "sd from",
+            "detectable 80%",
+            "cases needed 80%",
+            "status",
+        )
+        for f in findings:
+            table.add_row(
+                f.suite,
+                f.metric,
+                str(f.n),
+                f3(f.max_regression),
+                f3(f.delta_sd),
+                f.sd_basis or "–",
+                f3(f.mde_80),
+                "–" if f.cases_needed_80 is None else str(f.cases_needed_80),
+                f.status.replace("_", " "),
+            )
+        cli_console().print(table)
+    failed = [f for f in findings if f.failed]
+    for f in failed:
+        typer.echo(f"FAIL {f.suite}: {f.message}", err=True)
+    if errors:
+        typer.echo(f"{errors} suite(s) could not be read", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    if failed:
+        n_suites = len({f.suite for f in failed})
+        typer.echo(
+            f"{len(failed)} metric(s) in {n_suites} suite(s) cannot detect their allowed drop",
+            err=True,
+        )
+        raise typer.Exit(EXIT_FAIL)
+    unplanned = sum(f.status == "needs_run" for f in findings)
+    note = f"; {unplanned} continuous metric(s) need --from-run to plan" if unplanned else ""
+    if not json_out:
+        typer.echo(f"{len(paths)} suite(s) valid: every checked allowance is detectable{note}")
 
 
 def main() -> None:  # pragma: no cover - for `python -m evals.cli`

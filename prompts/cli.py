@@ -293,7 +293,7 @@ def validate(
 ) -> None:
     """Check every template and the labels file, and render each template's examples.
 
-    Exits non-zero on any problem (CI runs it).
+    Exits non-zero on any problem (CI runs it). Eval suites: `llmops eval validate`.
     """
     base = repo or _find_repo(Path.cwd())
     if worktree is None:

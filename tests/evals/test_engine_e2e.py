@@ -1,5 +1,7 @@
 """The shipped rag-answer suite end to end on the real engine (vLLM CPU, SmolLM2-135M) behind the
-real gateway: an unchanged prompt passes, a deliberately damaged one fails with a clear report.
+real gateway: an unchanged prompt passes, a harmless rewording passes on its own fresh generations
+(the gate's default ``inconclusive: fail`` included), a deliberately damaged one fails with a
+clear report.
 
 Marker ``engine``: needs the prepared engine venv and model (``make test`` prepares them).
 """
@@ -23,6 +25,13 @@ pytestmark = pytest.mark.engine
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "smollm2-135m-instruct"
+# the same request in other words: tokens change, meaning does not
+REWORD = ("Answer using only the sources.", "Use nothing but the sources to answer.")
+# the first cases only: the CPU engine answers about one case per 5 s, and each test generates
+# a side afresh (the whole suite is the CI workflow's job); enough for the allowances to hold
+LIMIT = "40"
+# a template edit that still renders but hides what the answer needs
+DAMAGE = ("{{ d.text | truncate(600) }}", "{{ d.id }}")
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -32,7 +41,9 @@ def _git(repo: Path, *args: str) -> None:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the shipped prompt, suite and dataset; tag ``good``, then ``damaged`` (the
-    template's max_tokens cut to 1, so answers are one token long), then ``unchanged``."""
+    template shows each source's id instead of its text, a broken edit that still renders),
+    then ``unchanged``, then
+    ``reworded`` (the system message says the same in other words)."""
     r = tmp_path_factory.mktemp("engine-repo")
     _git(r, "init", "-q", "-b", "main")
     _git(r, "config", "user.email", "t@example.com")
@@ -49,17 +60,30 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _git(r, "tag", "good")
     p = r / "prompts" / "rag-answer.yaml"
     good = p.read_text()
-    data = yaml.safe_load(good)
-    data["params"]["max_tokens"] = 1
-    p.write_text(yaml.safe_dump(data, sort_keys=False))
-    _git(r, "commit", "-qam", "damage: max_tokens 1")
+    assert DAMAGE[0] in good
+    p.write_text(good.replace(*DAMAGE))
+    _git(r, "commit", "-qam", "damage: the sources lose their text")
     _git(r, "tag", "damaged")
     p.write_text(good)
     (r / "NOTES.md").write_text("unrelated\n")
     _git(r, "add", "-A")
     _git(r, "commit", "-qm", "restore")
     _git(r, "tag", "unchanged")
+    data = yaml.safe_load(good)
+    system = data["messages"][0]
+    assert system["role"] == "system" and REWORD[0] in system["content"], system
+    system["content"] = system["content"].replace(*REWORD)
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    _git(r, "commit", "-qam", "reword the instruction")
+    _git(r, "tag", "reworded")
     return r
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generation cache for the module: the base is generated once. A head at another prompt
+    version has other cache keys, so its answers are always its own."""
+    return tmp_path_factory.mktemp("eval-cache")
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +126,8 @@ def _compare(
             str(cache),
             "--no-progress",
             "--no-langfuse",
+            "--limit",
+            LIMIT,
         ],
     )
     data = json.loads((out / "report.json").read_text())
@@ -109,23 +135,37 @@ def _compare(
 
 
 def test_unchanged_prompt_passes_on_the_engine(
-    repo: Path, gateway_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, gateway_url: str, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, data, md = _compare(
-        repo, "unchanged", tmp_path / "o", tmp_path / "c", gateway_url, monkeypatch
-    )
+    code, data, md = _compare(repo, "unchanged", tmp_path / "o", cache, gateway_url, monkeypatch)
     assert code == 0, md
     s = data["suites"][0]
     assert s["head"]["cache_misses"] == 0  # same prompt version: base's answers reused
     assert all(m["status"] == "pass" for m in s["metrics"])
 
 
-def test_damaged_prompt_fails_on_the_engine(
-    repo: Path, gateway_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_harmless_rewording_passes_on_its_own_generations(
+    repo: Path, gateway_url: str, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, data, md = _compare(
-        repo, "damaged", tmp_path / "o", tmp_path / "c", gateway_url, monkeypatch
-    )
+    """The no-op that a cache cannot fake: the head's prompt version differs, so all of its
+    answers are generated afresh; with the suite's allowances sized by measured power the
+    differences stay inside them, and ``inconclusive`` (the default policy: fail) is not hit."""
+    code, data, md = _compare(repo, "reworded", tmp_path / "o", cache, gateway_url, monkeypatch)
+    s = data["suites"][0]
+    assert s["gate"]["inconclusive"] == "fail"
+    head = s["head"]
+    assert head["cache_hits"] == 0 and head["cache_misses"] == len(head["cases"]) > 0
+    assert s["base"]["target"]["version"] != s["head"]["target"]["version"]
+    assert code == 0, md
+    assert all(m["status"] == "pass" for m in s["metrics"]), md
+    # the answers did change: this is not an identical run in disguise
+    assert any(m["delta"] != 0 for m in s["metrics"]), md
+
+
+def test_damaged_prompt_fails_on_the_engine(
+    repo: Path, gateway_url: str, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, data, md = _compare(repo, "damaged", tmp_path / "o", cache, gateway_url, monkeypatch)
     assert code == 1, md
     assert md.splitlines()[1].startswith("## ❌ Evals failed")
     metrics = {m["metric"]: m for m in data["suites"][0]["metrics"]}
@@ -135,7 +175,7 @@ def test_damaged_prompt_fails_on_the_engine(
 
 
 def test_head_that_loosens_its_gate_and_breaks_the_prompt_fails_on_the_engine(
-    repo: Path, gateway_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, gateway_url: str, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One commit on top of ``damaged`` also loosens the suite (every allowance 1.0, no
     thresholds, ``inconclusive: pass``): judged by the gate at ``good``, it still fails, and the
@@ -157,9 +197,7 @@ def test_head_that_loosens_its_gate_and_breaks_the_prompt_fails_on_the_engine(
     )
     _git(repo, "checkout", "-q", head)
     try:
-        code, data, md = _compare(
-            repo, head, tmp_path / "o", tmp_path / "c", gateway_url, monkeypatch
-        )
+        code, data, md = _compare(repo, head, tmp_path / "o", cache, gateway_url, monkeypatch)
     finally:
         _git(repo, "checkout", "-q", "main")
     assert code == 1, md

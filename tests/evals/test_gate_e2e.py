@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from evals.cli import app
 from tests.evals.conftest import suite_ref, write_suite
-from tests.evals.fakes import TableUpstream
+from tests.evals.fakes import CAPITALS, TableUpstream
 
 runner = CliRunner()
 
@@ -51,8 +51,11 @@ def test_damaged_prompt_fails_with_clear_report(repo: Path, env: Path) -> None:
     assert contains["status"] == "fail"
     assert contains["base_mean"] == 1.0 and contains["head_mean"] == 0.0
     assert contains["ci_high"] == -1.0  # every case got worse by exactly one
-    # the report shows the worst cases with both answers
-    assert "Well, " in md and "Paris" in md
+    # the report shows the worst cases with both answers (which five lead depends on latency
+    # noise: every case lost contains and exact_match alike)
+    worst = md.split("Worst cases", 1)[1]
+    assert "Well, " in worst
+    assert any(city in worst for city in CAPITALS.values()), worst
 
 
 def test_unchanged_prompt_passes_and_reuses_base_outputs(
