@@ -38,6 +38,14 @@ OutOpt = Annotated[
 CacheOpt = Annotated[bool, typer.Option("--cache/--no-cache", help="reuse cached outputs")]
 CacheDirOpt = Annotated[Path | None, typer.Option(help="cache folder (default under LLMOPS_HOME)")]
 LimitOpt = Annotated[int | None, typer.Option(help="only the first N cases (smoke runs)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def _g3(x: float | None) -> str:
+    """A table cell: three significant digits, a dash for nothing."""
+    return "–" if x is None else f"{x:.3g}"
+
+
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress")]
 LangfuseOpt = Annotated[
     bool, typer.Option("--langfuse/--no-langfuse", help="push runs when LANGFUSE_* is set")
@@ -268,7 +276,7 @@ def plan(
     ] = None,
     cache: CacheOpt = True,
     cache_dir: CacheDirOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Per metric: what the suite can detect at its size (minimum detectable regression at 80%
     and 95% power) and the cases its allowance needs, from one (cached) run."""
@@ -321,18 +329,14 @@ def plan(
         "cases for the allowance 80% / 95%",
     )
     for r in rows:
-
-        def f(x: float | None) -> str:
-            return "–" if x is None else f"{x:.3g}"
-
         table.add_row(
             r["suite"],
             r["metric"],
             str(r["n"]),
-            f(r["max_regression"]),
-            f(r["delta_sd"]),
-            f(r["mde_80"]),
-            f(r["mde_95"]),
+            _g3(r["max_regression"]),
+            _g3(r["delta_sd"]),
+            _g3(r["mde_80"]),
+            _g3(r["mde_95"]),
             f"{r['cases_needed_80'] or '∞'} / {r['cases_needed_95'] or '∞'}",
         )
     console.print(table)
@@ -363,7 +367,7 @@ def validate(
     ] = None,
     cache: CacheOpt = True,
     cache_dir: CacheDirOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Check suites and datasets, and that each allowed drop is detectable at 80% power with the
     suite's cases (else the gate fails harmless edits too often to be useful).
@@ -404,10 +408,6 @@ def validate(
     if json_out:
         typer.echo(json.dumps([f.to_dict() for f in findings], indent=2))
     elif findings:
-
-        def f3(x: float | None) -> str:
-            return "–" if x is None else f"{x:.3g}"
-
         table = Table(
             "suite",
             "metric",
@@ -424,10 +424,10 @@ def validate(
                 f.suite,
                 f.metric,
                 str(f.n),
-                f3(f.max_regression),
-                f3(f.delta_sd),
+                _g3(f.max_regression),
+                _g3(f.delta_sd),
                 f.sd_basis or "–",
-                f3(f.mde_80),
+                _g3(f.mde_80),
                 "–" if f.cases_needed_80 is None else str(f.cases_needed_80),
                 f.status.replace("_", " "),
             )

@@ -71,6 +71,15 @@ def spread(items: Sequence[Any], n: int) -> list[Any]:
     return [items[i * len(items) // n] for i in range(n)]
 
 
+def _bfcl(z: zipfile.ZipFile, cat: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(question, ground-truth call as {function: {param: options}}) of a BFCL category."""
+    answers = {
+        a["id"]: a["ground_truth"][0] for a in jsonl(z, f"bfcl_eval/data/possible_answer/{cat}")
+    }
+    for q in jsonl(z, f"bfcl_eval/data/{cat}"):
+        yield q, answers[q["id"]]
+
+
 def _scalar(options: list[Any]) -> str | None:
     """The first ground-truth option that a JSON answer can be checked to contain."""
     for o in options:
@@ -82,13 +91,11 @@ def _scalar(options: list[Any]) -> str | None:
 
 
 def extract_json(z: zipfile.ZipFile, n: int) -> Iterator[dict[str, Any]]:
-    cat = "BFCL_v4_simple_python.json"
-    answers = {a["id"]: a for a in jsonl(z, f"bfcl_eval/data/possible_answer/{cat}")}
     eligible = []
-    for q in jsonl(z, f"bfcl_eval/data/{cat}"):
+    for q, truth in _bfcl(z, "BFCL_v4_simple_python.json"):
         fn = q["function"][0]
         required = list(fn["parameters"].get("required") or [])
-        (call,) = answers[q["id"]]["ground_truth"][0].values()
+        (call,) = truth.values()
         # prefer a string value (a name, a place), else the longest number: a short number may
         # appear in an answer by chance
         refs = [r for p in required if (r := _scalar(call.get(p, []))) is not None]
@@ -114,11 +121,9 @@ def _describe(fn: dict[str, Any]) -> str:
 
 
 def rag_answer(z: zipfile.ZipFile, n: int) -> Iterator[dict[str, Any]]:
-    cat = "BFCL_v4_multiple.json"
-    answers = {a["id"]: a for a in jsonl(z, f"bfcl_eval/data/possible_answer/{cat}")}
     eligible = []
-    for q in jsonl(z, f"bfcl_eval/data/{cat}"):
-        (name,) = answers[q["id"]]["ground_truth"][0].keys()
+    for q, truth in _bfcl(z, "BFCL_v4_multiple.json"):
+        (name,) = truth.keys()
         names = [f["name"] for f in q["function"]]
         cid = q["id"].replace("_", "-")
         eligible.append(

@@ -177,15 +177,15 @@ def test_damaged_prompt_fails_on_the_engine(
 def test_head_that_loosens_its_gate_and_breaks_the_prompt_fails_on_the_engine(
     repo: Path, gateway_url: str, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One commit on top of ``damaged`` also loosens the suite (every allowance 1.0, no
+    """One commit on top of ``damaged`` also loosens the suite (every allowance 1000, no
     thresholds, ``inconclusive: pass``): judged by the gate at ``good``, it still fails, and the
     report names the gate change."""
     from tests.evals.conftest import commit_files
 
     suite_file = repo / "evals" / "suites" / "rag-answer.yaml"
     good = suite_file.read_text()
-    allowed = next(m for m in yaml.safe_load(good)["metrics"] if m["type"] == "contains")
     loose = yaml.safe_load(good)
+    base_drop = next(m["max_regression"] for m in loose["metrics"] if m["type"] == "contains")
     for m in loose["metrics"]:
         m["max_regression"] = 1000.0
         m.pop("threshold", None)
@@ -204,7 +204,6 @@ def test_head_that_loosens_its_gate_and_breaks_the_prompt_fails_on_the_engine(
     assert code == 1, md
     s = data["suites"][0]
     metrics = {m["metric"]: m for m in s["metrics"]}
-    base_drop = allowed["max_regression"]
     assert metrics["contains"]["status"] == "fail"
     assert metrics["contains"]["max_regression"] == base_drop
     assert s["gate"]["inconclusive"] == "fail"
