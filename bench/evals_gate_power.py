@@ -20,16 +20,17 @@ cache under ``$LLMOPS_HOME``, the per-case scores in ``$LLMOPS_HOME/bench/evals_
 (keyed by the suite, its cases, the prompt and the variants), so a re-run resamples at once,
 without the engine.
 
-Step 2, resampling (cheap, no engine): per suite and gated metric (those with ``max_regression``),
-``--reps`` replications each draw n cases with replacement (n = the suite's cases) and put the
-paired deltas through the gate's own interval code (``evals._gate``: BCa bootstrap with the
-suite's confidence, resamples and seed, the three-way reading, ``inconclusive`` counted as a
-fail). Base is the shipped prompt; head a rewording (replications cycle through them) for the
-false-fail rate, or a rewording with a random share of its cases' scores swapped for the
-degraded variant's, the share set so that the expected mean drop is 0.5x, 1x and 2x the
-allowance and the gate's own ``mde_80`` for the no-op comparison (a drop out of reach even with
-every case swapped is planted at its largest and marked ``*``). Coverage: how often the interval
-holds the mean delta of the whole case pool for that setup, against the nominal confidence.
+Step 2, resampling (no engine; about 20 ms a replication at n=100 here): per suite and gated metric
+(those with ``max_regression``), ``--reps`` replications each draw n cases with replacement (n =
+the suite's cases) and put the paired deltas through the gate's own interval code (``evals._gate``:
+BCa bootstrap with the suite's confidence, resamples and seed, the three-way reading,
+``inconclusive`` counted as a fail). Base is the shipped prompt; head a rewording (replications
+cycle through them) for the false-fail rate, or a rewording with a random share of its cases'
+scores swapped for the degraded variant's, the share set so that the expected mean drop is 0.5x, 1x
+and 2x the allowance and the gate's own ``mde_80`` for the no-op comparison (a drop out of reach
+even with every case swapped is planted at its largest and marked ``*``). Coverage: how often the
+interval holds the mean delta of the whole case pool for that setup, against the nominal
+confidence.
 
     python -m bench.evals_gate_power [--suites rag-answer extract-json] [--limit 60]
         [--reps 500] [--markdown] [--json OUT] [--offline]
