@@ -24,19 +24,26 @@ Step 2, resampling (no engine; about 20 ms a replication at n=100 here): per sui
 (those with ``max_regression``), ``--reps`` replications each draw n cases with replacement (n =
 the suite's cases) and put the paired deltas through the gate's own interval code (``evals._gate``:
 BCa bootstrap with the suite's confidence, resamples and seed, the three-way reading,
-``inconclusive`` counted as a fail). Base is the shipped prompt; head a rewording (replications
-cycle through them) for the false-fail rate, or a rewording with a random share of its cases'
-scores swapped for the degraded variant's, the share set so that the expected mean drop is 0.5x, 1x
-and 2x the allowance and the gate's own ``mde_80`` for the no-op comparison (a drop out of reach
-even with every case swapped is planted at its largest and marked ``*``). Coverage: how often the
-interval holds the mean delta of the whole case pool for that setup, against the nominal
-confidence.
+``inconclusive`` counted as a fail). Base is the shipped prompt. The head's deltas are a
+rewording's (replications cycle through them) with a random sign per case: the case-by-case
+spread of a harmless edit, with a mean change of exactly 0. That is the false-fail rate; "as is"
+is the same with the rewordings' real mean change, which on a 135M model is not always 0
+("reword Δ"). Planted regressions swap a random share of those cases for the degraded variant's
+deltas, the share set so that the expected mean drop is 0.5x, 1x and 2x the allowance and the
+gate's own ``mde_95`` (a drop out of reach even with every case swapped is planted at its largest
+and marked ``*``). Coverage: how often the interval holds the setup's true mean delta, against
+the nominal confidence.
 
     python -m bench.evals_gate_power [--suites rag-answer extract-json] [--limit 60]
         [--reps 500] [--markdown] [--json OUT] [--offline]
 
-Targets: false fails <= 5% on no-ops, detection >= 95% at ``mde_80``, coverage within 2 points
-of nominal. The table says PASS or FAIL per metric; the gate is not tuned to pass them.
+Targets: false fails <= 5% on no-ops, detection >= 95% at the allowance (the regression a
+shipped suite states it detects), coverage within 2 points of nominal. The gate fails a change
+whose interval's worse end passes the allowance, so by normal theory false fails are at most 5%
+once the allowance reaches ``mde_95`` and detection at the allowance is about 97.5%. Measured,
+an allowance at ``mde_95`` false-fails 5-11% (the intervals run a little short of nominal and the
+deltas are skewed), so the shipped suites' allowances are 1.2x their measured ``mde_95``; "det
+mde_95" shows what that headroom costs. The table says PASS or FAIL per metric.
 """
 
 from __future__ import annotations
@@ -310,13 +317,20 @@ def generate_scores(
     todo = []
     for path, suite in wanted:
         key = f"{suite.name}@{limit or 'all'}"
+        cases = load_dataset(suite, limit)
+        fp = fingerprint(path, suite, cases, variants)
         if offline:
             if key not in stored:
                 raise SystemExit(f"--offline: no stored scores for {key} in {store}")
-            out[suite.name] = stored[key]
+            # The suite file as it is now (allowances, gate), with the stored scores.
+            out[suite.name] = {**stored[key], "suite_yaml": path.read_text(encoding="utf-8")}
+            if stored[key].get("fingerprint") != fp:
+                print(
+                    f"--offline: {key}'s stored scores predate a change to its suite file, cases "
+                    "or prompt; resampling them with the current suite file",
+                    file=sys.stderr,
+                )
             continue
-        cases = load_dataset(suite, limit)
-        fp = fingerprint(path, suite, cases, variants)
         if stored.get(key, {}).get("fingerprint") == fp:
             out[suite.name] = stored[key]
         else:
@@ -416,6 +430,7 @@ class Setup:
     target_drop: float | None = None  # oriented, raw scale
     achieved_drop: float | None = None  # mean over rewordings
     capped: bool = False
+    null: bool = True  # the no-ops' mean change set to 0 (random signs), see ``replicate``
 
 
 @dataclass
@@ -448,7 +463,12 @@ def replicate(
     reps: int,
     rng: np.random.Generator,
 ) -> SetupResult:
-    """``reps`` bootstrap replications of a whole suite run through the gate."""
+    """``reps`` bootstrap replications of a whole suite run through the gate.
+
+    With ``setup.null`` each no-op delta gets a random sign: the case-by-case spread of a
+    harmless edit stays, its mean change becomes exactly 0 (a rewording that moves a metric on
+    this small model is a real change, and the gate is right to see it; the false-fail target is
+    about edits that change nothing)."""
     n = len(noops[0])
     fails = covered = 0
     for i in range(reps):
@@ -457,6 +477,9 @@ def replicate(
         idx = rng.integers(0, n, n)
         d = noops[r][idx]
         true = float(noops[r].mean())
+        if setup.null:
+            d = d * rng.choice((-1.0, 1.0), n)
+            true = 0.0
         if share > 0 and degraded is not None:
             swap = rng.random(n) < share
             d = np.where(swap, degraded[idx], d)
@@ -469,8 +492,8 @@ def replicate(
 
 
 def _setup_for(name: str, drop: float, gap: float, rewordings: int) -> Setup:
-    """The share of swapped cases whose expected mean drop, over the no-ops (replications
-    cycle through them), is ``drop``, given the degraded variant's mean gap below them."""
+    """The share of swapped cases whose expected mean drop is ``drop``, given the degraded
+    variant's mean gap below the base (the no-ops around them change nothing on average)."""
     share = min(1.0, drop / gap)
     return Setup(name, [share] * rewordings, drop, share * gap, drop > gap)
 
@@ -483,27 +506,31 @@ def metric_power(
     reps: int,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
-    """False-fail rate, detection at 0.5x/1x/2x the allowance and at mde_80, coverage."""
+    """False fails on no-ops (mean change 0) and on the rewordings as they are, detection at
+    0.5x/1x/2x the allowance and at the gate's own ``mde_95``, coverage."""
     o = 1.0 if m.higher_is_better else -1.0
     n = len(noops[0])
-    mdes = []
-    for d in noops:
+    mdes: dict[str, list[float]] = {"mde_80": [], "mde_95": []}
+    sds = [delta_sd(d) for d in noops]
+    for sd in sds:
         v = MetricVerdict(metric=m.id, type=m.type, max_regression=m.max_regression)
-        power(suite, m, v, delta_sd(d), n)
-        mdes.append(v.mde_80 if v.mde_80 is not None else math.nan)
-    mde_80 = float(np.mean(mdes))
-    # The degraded variant that lowers this metric most (oriented) below the rewordings.
+        power(suite, m, v, sd, n)
+        for k in mdes:
+            x = getattr(v, k)
+            mdes[k].append(x if x is not None else math.nan)
+    mde_80, mde_95 = (float(np.mean(mdes[k])) for k in ("mde_80", "mde_95"))
+    # The degraded variant that lowers this metric most (oriented) below the base.
     best, best_gap = None, 0.0
     for name, d in degraded.items():
-        gap = float(np.mean([o * (r.mean() - d.mean()) for r in noops]))
+        gap = float(-o * d.mean())
         if gap > best_gap:
             best, best_gap = name, gap
-    setups = [Setup("noop", [0.0] * len(noops))]
+    setups = [Setup("noop", [0.0] * len(noops)), Setup("as_is", [0.0] * len(noops), null=False)]
     if best is not None:
         for k in MULTIPLES:
             setups.append(_setup_for(f"{k:g}x", k * m.max_regression, best_gap, len(noops)))
-        if mde_80 > 0 and math.isfinite(mde_80):
-            setups.append(_setup_for("mde_80", mde_80, best_gap, len(noops)))
+        if mde_95 > 0 and math.isfinite(mde_95):
+            setups.append(_setup_for("mde_95", mde_95, best_gap, len(noops)))
     results = [
         replicate(suite, m, noops, degraded[best] if best else None, s, reps, rng) for s in setups
     ]
@@ -515,25 +542,28 @@ def metric_power(
         "metric": m.id,
         "n": n,
         "max_regression": m.max_regression,
+        "delta_sd": float(np.mean(sds)),  # what a suite's ``delta_sd`` states
         "mde_80": mde_80,
-        "mde_80_per_rewording": mdes,
+        "mde_95": mde_95,
+        "mde_95_per_rewording": mdes["mde_95"],
         "noop_delta": float(np.mean([d.mean() for d in noops])),
         "noop_delta_per_rewording": [float(d.mean()) for d in noops],
         "degraded": best,
         "degraded_gap": best_gap if best else None,
         "false_fail": by["noop"].fail_rate,
-        "detection": {k: by[k].fail_rate for k in by if k != "noop"},
+        "false_fail_as_is": by["as_is"].fail_rate,
+        "detection": {k: by[k].fail_rate for k in by if k not in ("noop", "as_is")},
         "coverage": coverage,
         "coverage_min": min(r.coverage for r in results),
         "nominal": nominal,
         "setups": [r.as_dict() for r in results],
     }
-    checks = {
-        "false_fail": out["false_fail"] <= TARGET_FALSE_FAIL,
-        "coverage": abs(coverage - nominal) <= TARGET_COVERAGE_POINTS + 1e-9,
-    }
-    if "mde_80" in by:
-        checks["detection_mde_80"] = by["mde_80"].fail_rate >= TARGET_DETECTION
+    checks = {"false_fail": out["false_fail"] <= TARGET_FALSE_FAIL}
+    # Every case scoring alike on every variant leaves zero-width intervals: nothing to cover.
+    if max(sds) > 0 or any(float(np.abs(d).max(initial=0.0)) > 0 for d in degraded.values()):
+        checks["coverage"] = abs(coverage - nominal) <= TARGET_COVERAGE_POINTS + 1e-9
+    if "1x" in by and not by["1x"].setup.capped:
+        checks["detection_1x"] = by["1x"].fail_rate >= TARGET_DETECTION
     out["checks"] = checks
     out["pass"] = all(checks.values())
     return out
@@ -561,7 +591,7 @@ def resample_suite(
     base = variants[SHIPPED]
     rows = []
     for m in suite.metrics:
-        if not m.max_regression:
+        if not m.max_regression or not m.gated:
             continue
         rng = np.random.default_rng([seed, int(hashlib.sha256(m.id.encode()).hexdigest()[:8], 16)])
         noops = [pool_deltas(suite, m, base, variants[r]) for r in rewordings]
@@ -577,13 +607,16 @@ COLUMNS = (
     "metric",
     "n",
     "max_reg",
+    "delta_sd",
     "mde_80",
-    "noop Δ",
+    "mde_95",
+    "reword Δ",
     "false fail",
+    "as is",
     "det 0.5x",
     "det 1x",
     "det 2x",
-    "det mde_80",
+    "det mde_95",
     "coverage",
     "planted",
     "result",
@@ -614,13 +647,16 @@ def table_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
                 r["metric"],
                 str(r["n"]),
                 _num(r["max_regression"]),
+                _num(r["delta_sd"]),
                 _num(r["mde_80"]),
+                _num(r["mde_95"]),
                 _num(r["noop_delta"]),
                 f"{r['false_fail']:.3f}",
+                f"{r['false_fail_as_is']:.3f}",
                 det("0.5x"),
                 det("1x"),
                 det("2x"),
-                det("mde_80"),
+                det("mde_95"),
                 f"{r['coverage']:.3f} / {r['nominal']:.2f}",
                 r["degraded"] or "none",
                 "PASS" if r["pass"] else "FAIL (" + ", ".join(failed) + ")",
@@ -748,7 +784,9 @@ def main(argv: list[str] | None = None) -> int:
         + "; ".join(settings)
         + f"\nrewordings (no-ops): {', '.join(rewordings)}; degraded: {', '.join(degraded)}; "
         "* = the drop is out of reach with every case swapped, planted at its largest."
-        f"\ntargets: false fail <= {TARGET_FALSE_FAIL:.0%}, detection at mde_80 >= "
+        "\nfalse fail: no-ops with their mean change set to 0 (random signs); as is: the "
+        "rewordings with the change they really make on this model (reword Δ)"
+        f"\ntargets: false fail <= {TARGET_FALSE_FAIL:.0%}, detection at 1x (the allowance) >= "
         f"{TARGET_DETECTION:.0%}, coverage within {TARGET_COVERAGE_POINTS * 100:.0f} points"
         f"\ngenerations {gen_s:.1f} s, resampling {resample_s:.1f} s"
     )

@@ -39,6 +39,16 @@ def build_command(
     ]
     if spec.enforce_eager:
         cmd.append("--enforce-eager")
+    if spec.chunks_prefill:
+        if spec.chunked_prefill:  # asked for: say so (otherwise vLLM's default)
+            cmd.append("--enable-chunked-prefill")
+    else:
+        # Whole prompts only: one step must fit the longest one.
+        cmd += [
+            "--no-enable-chunked-prefill",
+            "--max-num-batched-tokens",
+            str(max(spec.max_model_len, 2048)),
+        ]
     if not spec.is_cpu:
         cmd += [
             "--tensor-parallel-size",

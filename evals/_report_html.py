@@ -31,6 +31,7 @@ from markupsafe import Markup
 
 from evals._report_md import (
     CaseChange,
+    allowed,
     case_anchor,
     detectable,
     fmt,
@@ -597,7 +598,7 @@ def _metric_row(m: MetricVerdict) -> _MetricRow:
         delta=fmt_delta(m.delta),
         ci=ci,
         threshold=fmt(m.threshold),
-        max_regression=fmt(m.max_regression),
+        max_regression=allowed(m),
         detectable=detectable(m),
         n=m.n_paired,
         status=m.status,

@@ -169,17 +169,24 @@ def _answer(run: RunResult | None, case_id: str) -> str:
     return f"ERROR: {g.error}" if g.error else g.text
 
 
+def allowed(m: MetricVerdict) -> str:
+    """The allowance, or "not gated" for a metric whose comparison is only reported."""
+    return fmt(m.max_regression) if m.gated else "not gated"
+
+
 def detectable(m: MetricVerdict) -> str:
     """The minimum detectable regression at 80% power; flagged when it exceeds the allowance
     (a "pass" then means "too small to tell", not "no regression")."""
     if m.mde_80 is None:
         return "–"
-    flag = " ⚠️" if m.mde_80 > m.max_regression else ""
+    flag = " ⚠️" if m.gated and m.mde_80 > m.max_regression else ""
     return f"{fmt(m.mde_80)}{flag}"
 
 
 def _power_note(v: SuiteVerdict) -> list[str]:
-    short = [m for m in v.metrics if m.mde_80 is not None and m.mde_80 > m.max_regression]
+    short = [
+        m for m in v.metrics if m.gated and m.mde_80 is not None and m.mde_80 > m.max_regression
+    ]
     if not short:
         return []
     parts = [
@@ -240,7 +247,7 @@ def suite_markdown(v: SuiteVerdict, html_href: str = "report.html") -> str:
             lines.append(
                 f"| `{m.metric}` {arrow} | {fmt(m.base_mean)} | {fmt(m.head_mean)} | "
                 f"{fmt_delta(m.delta)} | {interval} | {fmt(m.threshold)} | "
-                f"{fmt(m.max_regression)} | {detectable(m)} | {m.n_paired} | {_ICON[m.status]} |"
+                f"{allowed(m)} | {detectable(m)} | {m.n_paired} | {_ICON[m.status]} |"
             )
     else:
         lines.append("| metric | mean | threshold | allowed drop | detectable | n | |")
@@ -249,7 +256,7 @@ def suite_markdown(v: SuiteVerdict, html_href: str = "report.html") -> str:
             arrow = "↑" if m.higher_is_better else "↓"
             lines.append(
                 f"| `{m.metric}` {arrow} | {fmt(m.head_mean)} | {fmt(m.threshold)} | "
-                f"{fmt(m.max_regression)} | {detectable(m)} | {m.n_paired} | {_ICON[m.status]} |"
+                f"{allowed(m)} | {detectable(m)} | {m.n_paired} | {_ICON[m.status]} |"
             )
     lines += _power_note(v)
     lines += _gate_changed(v)

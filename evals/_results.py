@@ -127,6 +127,7 @@ class MetricVerdict(BaseModel):
     higher_is_better: bool = True
     threshold: float | None = None
     max_regression: float = 0.0
+    gated: bool = True
     base_mean: float | None = None
     head_mean: float | None = None
     delta: float | None = Field(None, description="head - base over paired cases, raw scale")

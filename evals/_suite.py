@@ -129,6 +129,22 @@ class MetricSpec(_Strict):
     max_regression: float = Field(
         0.0, ge=0, description="allowed worsening of the mean before a significant drop fails"
     )
+    gated: bool = Field(
+        True,
+        description=(
+            "false: a compare reports the metric's delta, interval and power and never fails on "
+            "them (a threshold still applies); for metrics too sparse for a paired interval"
+        ),
+    )
+    delta_sd: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "measured sd of the per-case deltas between two versions that should score alike "
+            "(bench/evals_gate_power.py prints it): plan and validate use it instead of the "
+            "independent-answers bound, which ignores how often both sides answer alike"
+        ),
+    )
     direction: Literal["higher", "lower"] | None = None
     # options, by type
     value: str | list[str] | None = Field(None, description="contains: needle(s); default refs")

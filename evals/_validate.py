@@ -6,9 +6,11 @@ compares, per metric, the minimum detectable regression at 80% power
 (``evals._stats.min_detectable``, the number every report shows) with the allowance, and says
 how many cases it would take.
 
-The delta sd to plan with comes from the suite alone for pass/fail metrics (the
-independent-answers bound at the threshold's pass rate, else at 0.5, the worst case) and from
-one run otherwise (``evals._gate.planned_sd``): a continuous metric's spread is not in the file.
+The delta sd to plan with is the metric's ``delta_sd`` when the suite states one (measured
+between versions that should score alike); else it comes from the suite alone for pass/fail
+metrics (the independent-answers bound at the threshold's pass rate, else at 0.5, the worst case)
+and from one run otherwise (``evals._gate.planned_sd``): a continuous metric's spread is not in
+the file.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from evals._suite import BINARY_METRICS, MetricSpec, Suite
 
 POWER = 0.8
 
-Status = Literal["ok", "underpowered", "needs_run", "no_allowance", "no_scores"]
+Status = Literal["ok", "underpowered", "needs_run", "no_allowance", "not_gated", "no_scores"]
 FAILING: frozenset[str] = frozenset({"underpowered", "no_scores"})
 
 
@@ -70,6 +72,8 @@ class Finding:
             return f"{m}: needs a run to plan (use --from-run)"
         if self.status == "no_scores":
             return f"{m}: the run scored no case, so there is no sd to plan with"
+        if self.status == "not_gated":
+            return f"{m}: reported, not gated (gated: false): not checked"
         return f"{m}: no max_regression set (any significant drop fails): not checked"
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,15 +107,20 @@ def check_power(suite: Suite, n: int, run: RunResult | None = None) -> list[Find
             "max_regression": m.max_regression,
             "confidence": c,
         }
+        if not m.gated:
+            out.append(Finding(**base, status="not_gated"))
+            continue
         if m.max_regression <= 0:
             out.append(Finding(**base, status="no_allowance"))
             continue
-        if run is not None:
+        if m.delta_sd is not None:
+            planned: tuple[float, str] | None = (m.delta_sd, "delta_sd (measured, in the suite)")
+        elif run is not None:
             sd = planned_sd(m, run)
             if not math.isfinite(sd):
                 out.append(Finding(**base, status="no_scores", sd_basis="one run"))
                 continue
-            planned: tuple[float, str] | None = (sd, "one run")
+            planned = (sd, "one run")
         else:
             planned = _static_sd(m)
         if planned is None:

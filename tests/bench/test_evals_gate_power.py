@@ -94,6 +94,26 @@ def test_noop_fails_near_the_nominal_bound_and_2x_is_caught(
     assert abs(caught.coverage - 0.95) <= 0.06, caught
 
 
+def test_the_null_removes_a_rewordings_real_change_and_as_is_keeps_it() -> None:
+    """A rewording that really lowers the metric by more than the allowance fails "as is"; with
+    random signs (the false-fail setup) the same spread has mean change 0 and passes near the
+    bound."""
+    rng = np.random.default_rng(11)
+    base, head, _ = _pool("continuous", rng)
+    shifted = [head - base - 0.15]
+    # The allowance at the 95%-power mde of the spread the null keeps (its signs are random).
+    m = min_detectable(float(np.sqrt(np.mean(shifted[0] ** 2))), N, confidence=0.95, power=0.95)
+    assert m < 0.15
+    suite = _suite({"type": "semantic_similarity", "max_regression": round(m, 4)})
+    spec = suite.metrics[0]
+    as_is = egp.Setup("as_is", [0.0], null=False)
+    null = egp.Setup("noop", [0.0])
+    real = egp.replicate(suite, spec, shifted, None, as_is, REPS, np.random.default_rng(3))
+    flipped = egp.replicate(suite, spec, shifted, None, null, REPS, np.random.default_rng(3))
+    assert real.fail_rate >= 0.9, real
+    assert flipped.fail_rate <= 0.12, flipped
+
+
 def test_resample_suite_reports_every_setup_and_renders() -> None:
     rng = np.random.default_rng(9)
     base, head, degraded = _pool("continuous", rng)
@@ -111,12 +131,9 @@ def test_resample_suite_reports_every_setup_and_renders() -> None:
     )
     (row,) = rows
     assert row["degraded"] == "truncated"
-    assert {s["setup"] for s in row["setups"]} == {"noop", "0.5x", "1x", "2x", "mde_80"}
-    assert row["mde_80"] > 0 and set(row["checks"]) == {
-        "false_fail",
-        "coverage",
-        "detection_mde_80",
-    }
+    assert {s["setup"] for s in row["setups"]} == {"noop", "as_is", "0.5x", "1x", "2x", "mde_95"}
+    assert 0 < row["mde_80"] < row["mde_95"]
+    assert set(row["checks"]) == {"false_fail", "coverage", "detection_1x"}
     text = egp.render_text(rows)
     assert "semantic_similarity" in text and "false fail" in text
     md = egp.render_markdown(rows).splitlines()

@@ -371,6 +371,7 @@ def test_vllm_deployments(rendered: tuple[str, list[Doc]]) -> None:
             assert gpus is None and "nodeSelector" not in spec and "tolerations" not in spec
             assert env_value(c, "VLLM_CPU_KVCACHE_SPACE")
             assert "cpu" in c["image"] and "--enforce-eager" in c["args"]
+            assert "--no-enable-chunked-prefill" in c["args"]  # as the local engine runs it
         else:
             tp = int(env_value(c, "TENSOR_PARALLEL_SIZE") or "0")
             assert gpus == tp, f"{name}: {gpus} GPUs for tensor parallel {tp}"

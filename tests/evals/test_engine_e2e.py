@@ -1,7 +1,8 @@
 """The shipped rag-answer suite end to end on the real engine (vLLM CPU, SmolLM2-135M) behind the
 real gateway: an unchanged prompt passes, a harmless rewording passes on its own fresh generations
 (the gate's default ``inconclusive: fail`` included), a deliberately damaged one fails with a
-clear report.
+clear report. Every comparison runs the whole suite, the n its allowances are sized for (a fresh
+side takes about half a minute on a 2-core CPU).
 
 Marker ``engine``: needs the prepared engine venv and model (``make test`` prepares them).
 """
@@ -27,9 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL = "smollm2-135m-instruct"
 # the same request in other words: tokens change, meaning does not
 REWORD = ("Answer using only the sources.", "Use nothing but the sources to answer.")
-# the first cases only: the CPU engine answers about one case per 5 s, and each test generates
-# a side afresh (the whole suite is the CI workflow's job); enough for the allowances to hold
-LIMIT = "40"
 # a template edit that still renders but hides what the answer needs
 DAMAGE = ("{{ d.text | truncate(600) }}", "{{ d.id }}")
 
@@ -126,8 +124,6 @@ def _compare(
             str(cache),
             "--no-progress",
             "--no-langfuse",
-            "--limit",
-            LIMIT,
         ],
     )
     data = json.loads((out / "report.json").read_text())

@@ -224,3 +224,20 @@ def test_too_few_cases_is_an_error() -> None:
     s = np.array([1.0, 0.0, 1.0])
     v = gate_compare(_suite(0.0), _run("base", s), _run("head", s))
     assert not v.passed and v.metrics[0].status == "error"
+
+
+def test_a_metric_not_gated_is_reported_and_never_fails_the_compare() -> None:
+    base = np.ones(40)
+    head = np.zeros(40)  # a collapse
+    gated = gate_compare(_suite(0.0), _run("base", base), _run("head", head))
+    assert not gated.passed and gated.metrics[0].status == "fail"
+    suite = _suite(0.0)
+    suite.metrics[0] = MetricSpec(type="contains", gated=False)
+    v = gate_compare(suite, _run("base", base), _run("head", head))
+    m = v.metrics[0]
+    assert v.passed and m.status == "pass" and not m.gated
+    assert m.delta == -1.0 and m.ci_high == -1.0  # still measured
+    assert any(r.startswith("reported, not gated: delta -1") for r in m.reasons), m.reasons
+    # a threshold still applies to it
+    suite.metrics[0] = MetricSpec(type="contains", gated=False, threshold=0.5)
+    assert not gate_compare(suite, _run("base", base), _run("head", head)).passed

@@ -96,6 +96,26 @@ def test_continuous_metric_without_a_run_is_reported_not_failed(tmp_path: Path) 
     assert rows["latency_ms"]["status"] == "no_allowance"
 
 
+def test_a_measured_delta_sd_is_planned_with_for_every_metric_type(tmp_path: Path) -> None:
+    """Two versions that mostly answer alike spread their deltas far less than the
+    independent-answers bound: a stated ``delta_sd`` plans with that, continuous metrics too."""
+    metrics: list[dict[str, Any]] = [
+        {**CONTAINS, "max_regression": 0.13, "delta_sd": 0.36},
+        {"type": "semantic_similarity", "max_regression": 0.05, "delta_sd": 0.15},
+    ]
+    suite = _suite(tmp_path, 100, metrics)
+    code, output, stdout = _validate(str(suite), "--json")
+    assert code == 0, output
+    rows = {r["metric"]: r for r in json.loads(stdout)}
+    assert rows["contains"]["delta_sd"] == 0.36 and rows["contains"]["status"] == "ok"
+    assert rows["semantic_similarity"]["status"] == "ok"  # no run needed
+    assert all("measured" in r["sd_basis"] for r in rows.values())
+    # without it the bound at the threshold says 100 cases cannot detect 0.13
+    del metrics[0]["delta_sd"]
+    code, _, _ = _validate(str(_suite(tmp_path, 100, metrics)))
+    assert code == EXIT_FAIL
+
+
 def test_bad_dataset_is_a_clear_error(tmp_path: Path) -> None:
     suite = _suite(tmp_path, 8, [CONTAINS])
     dataset = tmp_path / "evals" / "datasets" / "capitals.jsonl"
