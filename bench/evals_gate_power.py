@@ -741,7 +741,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a gateway to use when one answers there (else the engine is started here)",
     )
     ap.add_argument("--offline", action="store_true", help="only the stored scores, no engine")
-    ap.add_argument("--regenerate", action="store_true", help="ignore the stored scores")
+    ap.add_argument(
+        "--regenerate",
+        action="store_true",
+        help=(
+            "ignore the stored scores (use it after an engine change: they are keyed by suite, "
+            "cases, prompt and variants, not by the engine; clear the evals cache too)"
+        ),
+    )
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     ap.add_argument("--json", default=str(ROOT / "bench" / "out" / "evals_gate_power.json"))
     args = ap.parse_args(argv)

@@ -35,7 +35,7 @@ def build_command(
         "--max-model-len",
         str(spec.max_model_len),
         "--dtype",
-        spec.dtype,
+        spec.resolved_dtype,
     ]
     if spec.enforce_eager:
         cmd.append("--enforce-eager")

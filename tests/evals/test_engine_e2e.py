@@ -2,7 +2,7 @@
 real gateway: an unchanged prompt passes, a harmless rewording passes on its own fresh generations
 (the gate's default ``inconclusive: fail`` included), a deliberately damaged one fails with a
 clear report. Every comparison runs the whole suite, the n its allowances are sized for (a fresh
-side takes about half a minute on a 2-core CPU).
+side takes about a minute on a 2-core CPU).
 
 Marker ``engine``: needs the prepared engine venv and model (``make test`` prepares them).
 """
