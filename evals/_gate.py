@@ -87,14 +87,7 @@ def gate_run(suite: Suite, run: RunResult) -> SuiteVerdict:
     _health(suite, run, reasons)
     verdicts: list[MetricVerdict] = []
     for m in suite.metrics:
-        v = MetricVerdict(
-            metric=m.id,
-            type=m.type,
-            higher_is_better=m.higher_is_better,
-            threshold=m.threshold,
-            max_regression=m.max_regression,
-            head_mean=run.means.get(m.id),
-        )
+        v = _verdict(m, head_mean=run.means.get(m.id))
         n = sum(1 for c in run.cases if _score(c.scores.get(m.id)) is not None)
         v.n_paired = n
         _threshold(m, v.head_mean, v)
@@ -148,6 +141,19 @@ def paired_deltas(m: MetricSpec, base: RunResult, head: RunResult) -> tuple[dict
     return deltas, imputed
 
 
+def _verdict(m: MetricSpec, **means: float | None) -> MetricVerdict:
+    """A metric's verdict before scoring: what the suite says of it, and the sides' means."""
+    return MetricVerdict(
+        metric=m.id,
+        type=m.type,
+        higher_is_better=m.higher_is_better,
+        threshold=m.threshold,
+        max_regression=m.max_regression,
+        gated=m.gated,
+        **means,
+    )
+
+
 def power(suite: Suite, m: MetricSpec, v: MetricVerdict, sd: float, n: int) -> None:
     """Fill the verdict's minimum detectable regressions and the cases its allowance needs."""
     c = suite.gate.confidence
@@ -183,12 +189,12 @@ def _interval(suite: Suite, m: MetricSpec, v: MetricVerdict, deltas: dict[str, f
         seed=stable_seed(suite.seed, suite.name, m.id),
     )
     v.delta, v.ci_low, v.ci_high = mean, lo, hi
-    olo, ohi = (lo, hi) if m.higher_is_better else (-hi, -lo)
-    kind = classify(olo, ohi, m.max_regression)
     ci = f"[{_fmt(lo)}, {_fmt(hi)}]"
     if not m.gated:
         v.reasons.append(f"reported, not gated: delta {_fmt(mean)}, {g.confidence:.0%} CI {ci}")
         return
+    olo, ohi = (lo, hi) if m.higher_is_better else (-hi, -lo)
+    kind = classify(olo, ohi, m.max_regression)
     if kind == "undefined":
         v.status = "error"
         v.reasons.append(f"no interval could be computed (CI {ci})")
@@ -217,16 +223,7 @@ def gate_compare(suite: Suite, base: RunResult, head: RunResult) -> SuiteVerdict
     _health(suite, head, reasons)
     verdicts: list[MetricVerdict] = []
     for m in suite.metrics:
-        v = MetricVerdict(
-            metric=m.id,
-            type=m.type,
-            higher_is_better=m.higher_is_better,
-            threshold=m.threshold,
-            max_regression=m.max_regression,
-            gated=m.gated,
-            base_mean=base.means.get(m.id),
-            head_mean=head.means.get(m.id),
-        )
+        v = _verdict(m, base_mean=base.means.get(m.id), head_mean=head.means.get(m.id))
         deltas, v.n_imputed = paired_deltas(m, base, head)
         v.deltas = deltas
         v.n_paired = len(deltas)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evals import MetricSpec, Suite, bootstrap_mean_ci, classify, gate_compare
+from evals import MetricSpec, Suite, bootstrap_mean_ci, classify, gate_compare, gate_run
 from evals._results import CaseResult, Generation, RepeatResult, RunResult, TargetInfo
 from evals._stats import cases_needed, min_detectable
 
@@ -238,6 +238,7 @@ def test_a_metric_not_gated_is_reported_and_never_fails_the_compare() -> None:
     assert v.passed and m.status == "pass" and not m.gated
     assert m.delta == -1.0 and m.ci_high == -1.0  # still measured
     assert any(r.startswith("reported, not gated: delta -1") for r in m.reasons), m.reasons
+    assert not gate_run(suite, _run("head", head)).metrics[0].gated  # single runs say so too
     # a threshold still applies to it
     suite.metrics[0] = MetricSpec(type="contains", gated=False, threshold=0.5)
     assert not gate_compare(suite, _run("base", base), _run("head", head)).passed
