@@ -14,7 +14,7 @@ from common._embedder import (
 )
 from common._fields import QUESTION_VARS, question_in
 from common._git import CommitInfo, FileChange, Git, GitError, ShallowHistoryError
-from common._home import llmops_home
+from common._home import llmops_home, variant_events_file
 from common._judge import ragas_embeddings, ragas_llm
 from common._urls import openai_base_url, server_root
 
@@ -39,4 +39,5 @@ __all__ = [
     "ragas_llm",
     "server_root",
     "typer_settings",
+    "variant_events_file",
 ]

@@ -17,3 +17,8 @@ def llmops_home(home: Path | str | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path("~/.cache/llmops").expanduser()
+
+
+def variant_events_file(home: Path | str | None = None) -> Path:
+    """The gateway's log of model-variant requests and feedback (read by ``llmops ab``)."""
+    return llmops_home(home) / "gateway" / "variant-events.jsonl"

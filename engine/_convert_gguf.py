@@ -39,6 +39,9 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=args.gguf)
+    if _gguf_adds_bos(gguf) and not getattr(tokenizer, "add_bos_token", True):
+        # transformers drops tokenizer.ggml.add_bos_token; Gemma without <bos> answers garbage
+        tokenizer.add_bos_token = True  # type: ignore[misc]  # a setter (rebuilds the post-processor)
     model = AutoModelForCausalLM.from_pretrained(
         str(folder), gguf_file=args.gguf, dtype=torch.float32
     )
@@ -49,6 +52,14 @@ def main() -> int:
     tokenizer.save_pretrained(str(out))
     print(json.dumps({"gguf": str(gguf)}))
     return 0
+
+
+def _gguf_adds_bos(gguf: Path) -> bool:
+    """The GGUF's own ``tokenizer.ggml.add_bos_token`` flag (False when absent)."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(gguf)).fields.get("tokenizer.ggml.add_bos_token")
+    return field is not None and bool(field.contents())
 
 
 if __name__ == "__main__":

@@ -16,10 +16,17 @@ from evals._dataset import Case, load_dataset
 from evals._errors import EvalError, PromptMissing, SuiteError, TargetError
 from evals._gate import gate_compare, gate_run
 from evals._metrics import mrr, ndcg_at_k, recall_at_k
+from evals._model_gate import ModelGateRecord, read_model_gate, write_model_gate
 from evals._reports import write_error_reports, write_reports
 from evals._results import MetricVerdict, RunResult, SuiteVerdict
 from evals._runner import RunContext, run_suite
-from evals._stats import bootstrap_mean_ci, classify
+from evals._stats import (
+    bootstrap_diff_ci,
+    bootstrap_mean_ci,
+    cases_needed,
+    classify,
+    min_detectable,
+)
 from evals._suite import MetricSpec, Suite, load_suite
 
 __all__ = [
@@ -28,6 +35,7 @@ __all__ = [
     "EvalError",
     "MetricSpec",
     "MetricVerdict",
+    "ModelGateRecord",
     "PromptMissing",
     "RunContext",
     "RunResult",
@@ -36,7 +44,9 @@ __all__ = [
     "SuiteError",
     "SuiteVerdict",
     "TargetError",
+    "bootstrap_diff_ci",
     "bootstrap_mean_ci",
+    "cases_needed",
     "classify",
     "compare",
     "default_cache_dir",
@@ -45,10 +55,13 @@ __all__ = [
     "gate_run",
     "load_dataset",
     "load_suite",
+    "min_detectable",
     "mrr",
     "ndcg_at_k",
+    "read_model_gate",
     "recall_at_k",
     "run_suite",
     "write_error_reports",
+    "write_model_gate",
     "write_reports",
 ]

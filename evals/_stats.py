@@ -64,6 +64,43 @@ def bootstrap_mean_ci(
     return mean, lo, hi
 
 
+_BOOTSTRAP_MAX = 5000
+
+
+def bootstrap_diff_ci(
+    a: Sequence[float] | Any,
+    b: Sequence[float] | Any,
+    *,
+    confidence: float = 0.95,
+    samples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(mean(b) - mean(a), low, high) for two independent samples (live traffic of two
+    variants, where no case pairs them): a percentile bootstrap resampling each side alone.
+
+    Past ``_BOOTSTRAP_MAX`` values a side, the normal interval replaces it: the means are then
+    normal to well within the bootstrap's own noise, and resampling would cost gigabytes.
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size == 0 or y.size == 0:
+        raise ValueError("both samples need at least one value")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("values to bootstrap must be finite (NaN or inf found)")
+    diff = float(y.mean() - x.mean())
+    if x.size == 1 and y.size == 1:
+        return diff, diff, diff
+    if max(x.size, y.size) > _BOOTSTRAP_MAX:
+        se = math.sqrt(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size)
+        z = float(stats.norm.ppf(1.0 - (1.0 - confidence) / 2.0))
+        return diff, diff - z * se, diff + z * se
+    rng = np.random.default_rng(seed)
+    mx = x[rng.integers(0, x.size, (samples, x.size))].mean(axis=1)
+    my = y[rng.integers(0, y.size, (samples, y.size))].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = (float(q) for q in np.quantile(my - mx, [alpha, 1.0 - alpha]))
+    return diff, lo, hi
+
+
 def classify(oriented_low: float, oriented_high: float, max_regression: float) -> Reading:
     """The three-way reading of an interval oriented so that positive means better.
 

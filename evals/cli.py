@@ -80,6 +80,7 @@ def _execute(
     sides: int,
     job: Any,
     load: Any = None,
+    on_done: Any = None,
 ) -> None:
     """Shared driver: load suites, run ``job`` per suite under a progress bar, write reports."""
     from rich.markup import escape
@@ -140,9 +141,15 @@ def _execute(
     paths = write_reports(folder, verdicts)
     print_markdown(cli_console(), markdown_report(verdicts))
     console.print(f"reports: {escape(', '.join(str(p) for p in paths.values()))}")
-    if not all(v.passed for v in verdicts):
-        raise typer.Exit(EXIT_FAIL)
     changed = [v.suite for v in verdicts if v.gate_changed]
+    passed = all(v.passed for v in verdicts)
+    code = 0 if passed and not changed else EXIT_FAIL if not passed else EXIT_GATE_CHANGED
+    if on_done is not None:
+        note = on_done(loaded, verdicts, code, folder)
+        if note:
+            console.print(escape(note))
+    if not passed:
+        raise typer.Exit(EXIT_FAIL)
     if changed:
         console.print(
             f"[yellow]gate changed[/yellow] in {escape(', '.join(changed))}: judged by the base's "
@@ -254,6 +261,27 @@ def compare(
             deleted.add(s.path)
         return s, found[:n] if n else found
 
+    def record_model_gate(loaded: Any, verdicts: Any, code: int, folder: Path) -> str | None:
+        """A model comparison leaves the record ``llmops promote`` requires."""
+        if base_model is None or head_model is None or limit is not None:
+            return None
+        from evals._model_gate import ModelGateRecord, SuiteOutcome, head_commit, write_model_gate
+
+        record = ModelGateRecord(
+            base_model=base_model,
+            head_model=head_model,
+            passed=code == 0,
+            exit_code=code,
+            commit=head_commit(loaded[0][0].repo_path()) if loaded else None,
+            suites=[
+                SuiteOutcome(suite=v.suite, passed=v.passed, gate_changed=v.gate_changed)
+                for v in verdicts
+            ],
+        )
+        where = write_model_gate(record, folder)
+        verdict = "passed" if record.passed else f"did not pass (exit {code})"
+        return f"model gate {head_model} vs {base_model} {verdict}: recorded in {where[0]}"
+
     _execute(
         suites,
         out,
@@ -265,6 +293,7 @@ def compare(
         sides=2,
         job=job,
         load=load,
+        on_done=record_model_gate,
     )
 
 

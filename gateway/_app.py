@@ -24,6 +24,8 @@ from gateway._proxy import Proxy
 from gateway._responses import install_responses
 from gateway._router import DataHandler, DataRouter
 from gateway._state import GatewayState
+from gateway.variants import VariantRouter
+from gateway.variants import install as install_variants
 
 log = logging.getLogger("llmops.gateway")
 
@@ -66,6 +68,9 @@ class GatewayApp:
         self.shutdown: list[Callable[[], Any]] = []
         self.readiness_checks: list[Callable[[], tuple[bool, dict[str, Any]]]] = []
         self.engines: list[Any] = []
+        # Called with each accepted /v1/feedback record (the variants' event log).
+        self.feedback_sinks: list[Callable[[dict[str, Any]], None]] = []
+        self.variants: VariantRouter | None = None  # set by install_variants when configured
         self.app = _GatewayFastAPI(
             title="llmops gateway",
             version="0.1.0",
@@ -75,6 +80,7 @@ class GatewayApp:
         )
         self._data_routes()
         self.responses = install_responses(self)
+        install_variants(self)  # a config's variants are part of its models, not an option
         self._model_routes()
         self._health_routes()
         self._metrics_route()

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from common import server_root
 from engine import EngineSpec
 from gateway._limits_config import LimitsConfig, LimitSpec
+from gateway._variants_config import GuardConfig, VariantConfig, VariantsConfig
 from observability import ObservabilityConfig
 from retrieval import EmbedderConfig, RetrievalConfig
 
@@ -44,7 +45,8 @@ class UpstreamConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """A model clients can name, served by replicas or by a local engine the gateway starts."""
+    """A model clients can name, served by replicas, by a local engine the gateway starts, or
+    (with ``variants``) by other models of this config in weighted shares."""
 
     name: str = Field(min_length=1)
     served_name: str | None = Field(None, description="Name the replicas know; defaults to name.")
@@ -56,12 +58,24 @@ class ModelConfig(_Strict):
         None, description="kind: embedding only: served in-process (sentence-transformers)."
     )
     owned_by: str = "llmops"
+    variants: list[VariantConfig] | None = Field(
+        None, description="Serve this name from these models, split by weight (canary, A/B)."
+    )
+    baseline: str | None = Field(
+        None, description="variants: the one the guard compares with; null = the first."
+    )
+    guard: GuardConfig | None = Field(None, description="variants: automatic rollback.")
 
     @model_validator(mode="after")
     def _needs_a_backend(self) -> ModelConfig:
+        if self.variants is not None:
+            return self._check_variants()
+        if self.baseline is not None or self.guard is not None:
+            raise ValueError(f"model {self.name!r}: 'baseline' and 'guard' need 'variants'")
         if not self.upstreams and self.engine is None and self.embedder is None:
             raise ValueError(
-                f"model {self.name!r} needs 'upstreams', an 'engine' to start, or an 'embedder'"
+                f"model {self.name!r} needs 'upstreams', an 'engine' to start, an 'embedder', "
+                "or 'variants'"
             )
         if self.embedder is not None and (self.kind != "embedding" or self.upstreams):
             raise ValueError(
@@ -70,9 +84,35 @@ class ModelConfig(_Strict):
             )
         return self
 
+    def _check_variants(self) -> ModelConfig:
+        assert self.variants is not None
+        if self.upstreams or self.engine is not None or self.embedder is not None:
+            raise ValueError(
+                f"model {self.name!r}: 'variants' route to other models; it takes no "
+                "'upstreams', 'engine' or 'embedder' of its own"
+            )
+        models = [v.model for v in self.variants]
+        if len(models) < 1:
+            raise ValueError(f"model {self.name!r}: 'variants' lists no model")
+        if len(set(models)) != len(models):
+            raise ValueError(f"model {self.name!r}: a model is listed twice in 'variants'")
+        if not sum(v.weight for v in self.variants) > 0:
+            raise ValueError(f"model {self.name!r}: the variants' weights sum to 0")
+        if self.baseline is not None and self.baseline not in models:
+            raise ValueError(
+                f"model {self.name!r}: baseline {self.baseline!r} is not one of its variants"
+            )
+        return self
+
     @property
     def upstream_name(self) -> str:
         return self.served_name or self.name
+
+    @property
+    def baseline_variant(self) -> str | None:
+        if not self.variants:
+            return None
+        return self.baseline or self.variants[0].model
 
 
 class ApiKeyConfig(_Strict):
@@ -185,6 +225,7 @@ class GatewayConfig(BaseSettings):
     )
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    variants: VariantsConfig = Field(default_factory=VariantsConfig)
     # The file this config came from (set by load_config; admin reload re-reads it).
     _source: Path | None = PrivateAttr(None)
 
@@ -212,6 +253,18 @@ class GatewayConfig(BaseSettings):
                 if n in seen:
                     raise ValueError(f"model name or alias {n!r} used twice ({seen[n]}, {m.name})")
                 seen[n] = m.name
+        by_name = {m.name: m for m in self.models}
+        for m in self.models:
+            for v in m.variants or ():
+                target = by_name.get(seen.get(v.model, ""))
+                if target is None:
+                    raise ValueError(f"model {m.name!r}: variant {v.model!r} is not a model here")
+                if target.variants is not None:
+                    raise ValueError(f"model {m.name!r}: variant {v.model!r} has variants itself")
+                if target.kind != m.kind:
+                    raise ValueError(
+                        f"model {m.name!r} ({m.kind}): variant {v.model!r} is a {target.kind} model"
+                    )
         for k in self.auth.keys:
             for n in k.models or ():
                 if n not in seen:

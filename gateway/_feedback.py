@@ -1,4 +1,5 @@
-"""``POST /v1/feedback``: a user's verdict on a response, recorded as a Langfuse score.
+"""``POST /v1/feedback``: a user's verdict on a response, recorded as a Langfuse score and,
+where model variants are configured, in their local record for ``llmops ab report``.
 
 Body: ``{"request_id" | "trace_id": ..., "score": 1, "comment": "...", "name": "..."}``. A
 request id maps to its trace id without a lookup (the id is derived from it), so feedback works
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import math
 import re
+import time
+import uuid
 from typing import Any
 
 import orjson
@@ -87,7 +90,9 @@ def feedback_route(gw: Any, tracer: Tracer | None, config: FeedbackConfig) -> An
                 raise _invalid(
                     f"score must be between {config.min_score} and {config.max_score}.", "score"
                 )
-        if tracer is None or not tracer.enabled:
+        sinks = getattr(gw, "feedback_sinks", ())
+        tracing = tracer is not None and tracer.enabled
+        if not tracing and not sinks:
             raise GatewayError(
                 503,
                 "Feedback needs tracing, which is not configured on this gateway.",
@@ -98,14 +103,30 @@ def feedback_route(gw: Any, tracer: Tracer | None, config: FeedbackConfig) -> An
             meta.setdefault("request_id", fb.request_id)
         if principal is not None:
             meta.setdefault("api_key", principal.name)
-        score_id = tracer.score(
-            trace_id=trace_id,
-            name=name,
-            value=value,
-            comment=fb.comment,
-            data_type=dtype,
-            metadata=meta or None,
-        )
+        if tracing:
+            assert tracer is not None
+            score_id = tracer.score(
+                trace_id=trace_id,
+                name=name,
+                value=value,
+                comment=fb.comment,
+                data_type=dtype,
+                metadata=meta or None,
+            )
+        else:
+            score_id = uuid.uuid4().hex
+        for sink in sinks:
+            sink(
+                {
+                    "ts": round(time.time(), 3),
+                    "kind": "feedback",
+                    "id": score_id,
+                    "request_id": fb.request_id,
+                    "trace_id": trace_id,
+                    "name": name,
+                    "score": value,
+                }
+            )
         body = {
             "object": "feedback",
             "id": score_id,

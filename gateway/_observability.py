@@ -329,4 +329,5 @@ def record_of(
         citations=list(citations) if isinstance(citations, list) else None,
         retrieval=dict(retrieval) if isinstance(retrieval, dict) else None,
         query=h.query,
+        variant=variant[1] if (variant := ctx.extensions.get("variant")) else None,
     )

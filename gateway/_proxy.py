@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -28,6 +28,9 @@ from gateway._replicas import Replica
 from gateway._request_model import parse_body, routing_fields
 from gateway._state import GatewayState
 from gateway._usage import response_id_from_body, stream_scanner, usage_from_body
+
+if TYPE_CHECKING:
+    from gateway.variants import VariantRouter
 
 log = logging.getLogger("llmops.gateway.proxy")
 
@@ -52,6 +55,8 @@ class Proxy:
         self.observers: list[Observer] = []
         # Models served in-process (local embedding models): canonical name -> handler.
         self.local: dict[str, LocalHandler] = {}
+        # Aliases served by weighted variants (gateway.variants), when any are configured.
+        self.variants: VariantRouter | None = None
 
     async def handle(self, request: Request, route: str) -> Response:
         st = self.state
@@ -74,15 +79,18 @@ class Proxy:
             ctx.requested_model = fields.model
             ctx.stream = bool(fields.stream)
             ctx.user = fields.user
-            pool = st.pool_for(fields.model)
-            ctx.model = pool.name
-            if ctx.principal is not None and not ctx.principal.allows(pool.name):
+            name = st.canonical_name(fields.model)
+            if ctx.principal is not None and not ctx.principal.allows(name):
                 raise GatewayError(
                     403,
                     f"This API key is not allowed to use the model '{fields.model}'.",
                     code="model_not_allowed",
                     param="model",
                 )
+            if self.variants is not None and name in self.variants.aliases:
+                name = self.variants.choose(ctx, name)
+            pool = st.pool_for(name)
+            ctx.model = pool.name
             if changed or fields.model != pool.upstream_name:
                 body = with_model(body, data, pool.upstream_name, reencode=changed)
             ctx.body = body

@@ -35,6 +35,10 @@ class GatewayState:
         pools: dict[str, ModelPool] = {}
         canonical: dict[str, str] = {}
         for m in config.models:
+            for n in (m.name, *m.aliases):
+                canonical[n] = m.name
+            if m.variants is not None:
+                continue  # served by its variants' pools (gateway.variants)
             replicas = [
                 Replica(model=m.name, url=u.url, weight=u.weight, api_key=u.api_key)
                 for u in m.upstreams
@@ -42,8 +46,6 @@ class GatewayState:
             pools[m.name] = ModelPool(
                 m.name, m.upstream_name, m.kind, replicas, local=m.embedder is not None
             )
-            for n in (m.name, *m.aliases):
-                canonical[n] = m.name
         metrics = GatewayMetrics()
         return cls(config, pools, canonical, KeyStore(config.auth, canonical), metrics)
 
@@ -61,7 +63,8 @@ class GatewayState:
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
 
-    def pool_for(self, name: str) -> ModelPool:
+    def canonical_name(self, name: str) -> str:
+        """The configured model a client's name means (a pool, or an alias with variants)."""
         canonical = self.canonical.get(name)
         if canonical is None:
             raise GatewayError(
@@ -70,7 +73,19 @@ class GatewayState:
                 code="model_not_found",
                 param="model",
             )
-        return self.pools[canonical]
+        return canonical
+
+    def pool_for(self, name: str) -> ModelPool:
+        canonical = self.canonical_name(name)
+        pool = self.pools.get(canonical)
+        if pool is None:
+            raise GatewayError(
+                400,
+                f"The model '{name}' is served by variants, which this route does not route.",
+                code="model_not_supported",
+                param="model",
+            )
+        return pool
 
     def replica_failed(self, replica: Replica, reason: str, *, eject: bool = True) -> None:
         self.metrics.upstream_error(replica.model, replica.url, reason)
@@ -95,6 +110,10 @@ class GatewayState:
         pools: dict[str, ModelPool] = {}
         for m in new.models:
             old = self.pools.get(m.name)
+            if m.variants is not None:
+                for n in (m.name, *m.aliases):
+                    canonical[n] = m.name
+                continue
             if m.engine is not None and not m.upstreams:
                 if old is None:
                     changes["restart_needed"].append(f"model {m.name} (engine)")

@@ -12,6 +12,7 @@ from engine.cli import app as models_app
 from gateway.cli import keys_app, serve
 from prompts.cli import app as prompts_app
 from retrieval.cli import app as retrieval_app
+from rollout.cli import ab_app, promote
 
 # Command groups whose module may fail to import on a slim install: (name, module, extra, help).
 # They are listed whatever happens, and using one that could not load says why.
@@ -54,6 +55,8 @@ def build_app() -> typer.Typer:
     app.add_typer(models_app, name="models")
     app.add_typer(keys_app, name="keys")
     app.add_typer(prompts_app, name="prompts")
+    app.add_typer(ab_app, name="ab")
+    app.command("promote")(promote)
     for cmd in retrieval_app.registered_commands:  # ingest and search sit at the top level
         app.registered_commands.append(cmd)
     for name, module, extra, help_text in OPTIONAL_GROUPS:

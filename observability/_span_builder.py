@@ -54,6 +54,7 @@ IS_APP_ROOT = _LfAttr.IS_APP_ROOT
 TRACE_NAME = _LfAttr.TRACE_NAME
 TRACE_USER_ID = _LfAttr.TRACE_USER_ID
 TRACE_SESSION_ID = _LfAttr.TRACE_SESSION_ID
+TRACE_TAGS = _LfAttr.TRACE_TAGS
 OBS_TYPE = _LfAttr.OBSERVATION_TYPE
 OBS_INPUT = _LfAttr.OBSERVATION_INPUT
 OBS_OUTPUT = _LfAttr.OBSERVATION_OUTPUT
@@ -413,9 +414,10 @@ class SpanBuilder:
         return ctx
 
     def _trace_attrs(self, rec: TraceRecord, pname: str | None, pversion: Any) -> dict[str, Any]:
-        """What Langfuse files under the trace (set on its top-level span). No tags and no
-        trace metadata: the name, the generation's model and its metadata say the same, and
-        every attribute costs CPU three times over (span, Langfuse's transform, encoder)."""
+        """What Langfuse files under the trace (set on its top-level span). No trace metadata,
+        and a tag only for a model variant (``variant:NAME``, so Langfuse's trace list filters
+        an A/B test's arms): the name, the generation's model and its metadata say the rest,
+        and every attribute costs CPU three times over (span, Langfuse's transform, encoder)."""
         attrs: dict[str, Any] = {TRACE_NAME: pname or rec.route}
         user = rec.user or rec.principal
         if user:
@@ -424,6 +426,8 @@ class SpanBuilder:
             attrs[TRACE_SESSION_ID] = rec.session
         if pversion:
             attrs[VERSION] = str(pversion)
+        if rec.variant:
+            attrs[TRACE_TAGS] = [f"variant:{rec.variant}"]
         return attrs
 
     def _generation_attrs(
@@ -449,6 +453,7 @@ class SpanBuilder:
                     ),
                     "served_model": served if served != rec.model else None,
                     "prompt_commit": prompt.get("commit"),
+                    "variant": rec.variant,
                 },
             ),
         }

@@ -37,6 +37,7 @@ class TraceRecord:
     citations: list[dict[str, Any]] | None = None
     retrieval: dict[str, Any] | None = None
     query: str | None = None  # the user's query, read before prompt resolution
+    variant: str | None = None  # the model variant that served an alias with variants
 
     def to_json(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in _FIELDS}

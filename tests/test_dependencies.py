@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = [
     "common", "gateway", "engine", "observability", "monitor", "prompts", "retrieval", "evals",
+    "rollout",
     "llmops",
 ]  # fmt: skip
 RUNTIME_GROUPS = ("core", "retrieval", "evals", "observability")

@@ -22,6 +22,7 @@ COPY prompts/ /tmp/llmops-src/prompts/
 COPY retrieval/ /tmp/llmops-src/retrieval/
 COPY evals/ /tmp/llmops-src/evals/
 COPY monitor/ /tmp/llmops-src/monitor/
+COPY rollout/ /tmp/llmops-src/rollout/
 RUN python3 -m venv /opt/llmops \
     && /opt/llmops/bin/pip install --no-cache-dir /tmp/llmops-src \
     && ln -s /opt/llmops/bin/llmops /usr/local/bin/llmops \

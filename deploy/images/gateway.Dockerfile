@@ -22,6 +22,7 @@ COPY prompts/ prompts/
 COPY retrieval/ retrieval/
 COPY evals/ evals/
 COPY monitor/ monitor/
+COPY rollout/ rollout/
 # Core dependencies plus Langfuse tracing and the Qdrant client: nothing that pulls torch.
 # Embeddings come from an OpenAI-compatible upstream (vLLM), not from a local model.
 ARG QDRANT_CLIENT_VERSION=1.20.0

@@ -229,7 +229,14 @@ def test_gateway_config_points_at_rendered_services(
     config = _gateway_config(docs, tmp_path)
     services = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
     deployments = {d["metadata"]["name"]: d for d in by_kind(docs, "Deployment")}
+    names = {n: m.name for m in config.models for n in (m.name, *m.aliases)}
     for model in config.models:
+        if model.variants is not None:
+            # An alias over other models (a canary): those have the upstreams, checked here.
+            for v in model.variants:
+                target = next(m for m in config.models if m.name == names[v.model])
+                assert target.upstreams, f"{model.name}: variant {v.model} has no upstreams"
+            continue
         assert model.upstreams, f"{model.name}: in Kubernetes every model has upstreams"
         for upstream in model.upstreams:
             url = urlparse(upstream.url)
@@ -453,3 +460,195 @@ def test_gateway_scales_and_survives_disruptions(rendered: tuple[str, list[Doc]]
     if "minAvailable" in pdb:
         assert pdb["minAvailable"] < hpa["minReplicas"], kustomization
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+# --- Canary: model variants behind one alias --------------------------------------------------
+
+CANARY_ALIAS = "chat"
+
+
+def _selects(selector: Doc, labels: dict[str, str]) -> bool:
+    """A Kubernetes LabelSelector (``matchLabels`` and ``matchExpressions``) against labels."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _admits(policies: list[Doc], source: dict[str, str], target: Doc, port: int) -> bool:
+    """Whether the NetworkPolicies let a pod labelled ``source`` (same namespace) reach the
+    pods of workload ``target`` on container port ``port``: some policy selecting the target
+    has an ingress rule with a same-namespace pod peer matching the source, on that port."""
+    spec = pod_spec(target)
+    assert spec is not None
+    labels = target["spec"]["template"]["metadata"]["labels"]
+    names = {p["containerPort"]: p.get("name") for c in spec["containers"] for p in c["ports"]}
+    for policy in policies:
+        p = policy["spec"]
+        if "Ingress" not in p.get("policyTypes", ["Ingress"]) or not _selects(
+            p["podSelector"], labels
+        ):
+            continue
+        for rule in p.get("ingress", []):
+            ports = rule.get("ports")
+            if ports and not any(q.get("port") in (port, names.get(port)) for q in ports):
+                continue
+            peers = rule.get("from")
+            if not peers:
+                return True
+            for peer in peers:
+                if "namespaceSelector" in peer or "ipBlock" in peer:
+                    continue
+                if _selects(peer.get("podSelector", {}), source):
+                    return True
+    return False
+
+
+def _workload_behind(docs: list[Doc], url: str) -> tuple[Doc, int]:
+    """The one workload whose pods the Service of ``url`` selects, and the container port the
+    URL's port reaches."""
+    parsed = urlparse(url)
+    services = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
+    assert parsed.hostname in services, f"{url}: no Service {parsed.hostname} rendered"
+    service = services[parsed.hostname]["spec"]
+    (port,) = [p for p in service["ports"] if p["port"] == parsed.port]
+    selector = {"matchLabels": service["selector"]}
+    workloads = [
+        d
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet")
+        and _selects(selector, d["spec"]["template"]["metadata"]["labels"])
+    ]
+    selected = [w["metadata"]["name"] for w in workloads]
+    assert len(workloads) == 1, f"{url}: the Service selects {selected}"
+    (workload,) = workloads
+    spec = pod_spec(workload)
+    assert spec is not None
+    target = port.get("targetPort", port["port"])
+    for c in spec["containers"]:
+        for p in c.get("ports", []):
+            if target in (p["containerPort"], p.get("name")):
+                return workload, p["containerPort"]
+    raise AssertionError(f"{url}: targetPort {target} is no container port")
+
+
+def _gateway_labels(docs: list[Doc]) -> dict[str, str]:
+    labels: dict[str, str] = one(docs, "Deployment", "llmops-gateway")["spec"]["template"][
+        "metadata"
+    ]["labels"]
+    return labels
+
+
+def _canary(docs: list[Doc], tmp_path: Path) -> tuple[GatewayConfig, list[tuple[str, float, Doc]]]:
+    """The gateway config and, per variant of the chat alias: model, weight, vLLM Deployment."""
+    config = _gateway_config(docs, tmp_path)
+    names = {n: m.name for m in config.models for n in (m.name, *m.aliases)}
+    alias = next(m for m in config.models if m.name == names[CANARY_ALIAS])
+    assert alias.variants, f"{CANARY_ALIAS} has no variants"
+    found = []
+    for v in alias.variants:
+        model = next(m for m in config.models if m.name == names[v.model])
+        (upstream,) = model.upstreams
+        deployment, _ = _workload_behind(docs, upstream.url)
+        found.append((model.name, v.weight, deployment))
+    return config, found
+
+
+def test_gpu_overlay_renders_a_canary_of_the_chat_model(tmp_path: Path) -> None:
+    """Two vLLM Deployments, one per version, behind the alias clients call, with weights."""
+    docs = render("overlays/gpu")
+    config, variants = _canary(docs, tmp_path)
+    assert len(variants) >= 2, variants
+    weights = [w for _, w, _ in variants]
+    assert all(0 <= w <= 100 for w in weights) and sum(weights) > 0, weights
+    deployments = [d for _, _, d in variants]
+    assert len({d["metadata"]["name"] for d in deployments}) == len(deployments), "one per version"
+    alias = next(m for m in config.models if m.name == CANARY_ALIAS)
+    assert alias.baseline_variant in {m for m, _, _ in variants}
+    assert alias.guard is not None and alias.guard.enabled, "the canary rolls back by itself"
+    versions = set()
+    for model, _, deployment in variants:
+        assert deployment["metadata"]["labels"]["app.kubernetes.io/name"] == "vllm", model
+        spec = pod_spec(deployment)
+        assert spec is not None
+        (c,) = spec["containers"]
+        served = env_value(c, "SERVED_MODEL_NAME")
+        expected = next(m for m in config.models if m.name == model).upstream_name
+        assert served == expected, (model, served)
+        versions.add((env_value(c, "MODEL_ID"), c["image"], tuple(c["args"])))
+        assert deployment["spec"]["replicas"] >= 1
+    assert len(versions) == len(variants), "the variants run the same model: not a canary"
+    # The baseline keeps the production replicas; the canary is an addition to it.
+    assert one(docs, "Deployment", "vllm-chat") in deployments
+
+
+def test_network_policies_admit_the_gateway_to_every_variant(tmp_path: Path) -> None:
+    docs = render("overlays/gpu")
+    _, variants = _canary(docs, tmp_path)
+    policies = by_kind(docs, "NetworkPolicy")
+    gateway = _gateway_labels(docs)
+    config = _gateway_config(docs, tmp_path)
+    for model, _, deployment in variants:
+        (upstream,) = next(m for m in config.models if m.name == model).upstreams
+        _, port = _workload_behind(docs, upstream.url)
+        assert _admits(policies, gateway, deployment, port), f"the gateway cannot reach {model}"
+        # Guard for the check itself: another pod of the namespace is still refused.
+        assert not _admits(policies, {"app.kubernetes.io/name": "qdrant"}, deployment, port)
+        assert not _admits(policies, gateway, deployment, port + 1)
+
+
+def test_admits_follows_network_policy_semantics() -> None:
+    container = {"name": "c", "ports": [{"name": "http", "containerPort": 80}]}
+    target = {
+        "kind": "Deployment",
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": "x", "tier": "t"}},
+                "spec": {"containers": [container]},
+            }
+        },
+    }
+
+    def policy(select: Doc, ingress: list[Doc]) -> Doc:
+        return {"spec": {"podSelector": select, "policyTypes": ["Ingress"], "ingress": ingress}}
+
+    gw = {"app": "gw"}
+    from_gw = [{"from": [{"podSelector": {"matchLabels": gw}}], "ports": [{"port": "http"}]}]
+    assert _admits([policy({"matchLabels": {"app": "x"}}, from_gw)], gw, target, 80)
+    assert not _admits([policy({"matchLabels": {"app": "y"}}, from_gw)], gw, target, 80)
+    assert not _admits([policy({"matchLabels": {"app": "x"}}, from_gw)], {"app": "z"}, target, 80)
+    expr = {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["t", "u"]}]}
+    assert _admits([policy(expr, from_gw)], gw, target, 80)
+    other_ns = [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": gw}}]}]
+    assert not _admits([policy({}, other_ns)], gw, target, 80)
+    assert not _admits([], gw, target, 80)
+
+
+def test_gateway_replicas_share_variant_state(
+    rendered: tuple[str, list[Doc]], tmp_path: Path
+) -> None:
+    """With variants and more than one gateway pod, weights and rollbacks live in a Redis the
+    gateways reach (else each pod would route, promote and roll back on its own)."""
+    _, docs = rendered
+    config = _gateway_config(docs, tmp_path)
+    if not any(m.variants for m in config.models):
+        return
+    hpa = one(docs, "HorizontalPodAutoscaler", "llmops-gateway")["spec"]
+    assert hpa["maxReplicas"] > 1
+    state = config.variants.state
+    if state == "auto":
+        state = "redis" if config.limits.backend == "redis" else "file"
+    assert state == "redis", "several gateway replicas need variants.state: redis"
+    redis, port = _workload_behind(docs, config.limits.redis.url)
+    assert _admits(by_kind(docs, "NetworkPolicy"), _gateway_labels(docs), redis, port)
+    # The config is a read-only ConfigMap mount: nothing to write weight changes back into.
+    assert config.variants.write_back is False

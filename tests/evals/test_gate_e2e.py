@@ -233,6 +233,16 @@ def test_compare_two_models(repo: Path, env: Path) -> None:
     data = json.loads((env / "o" / "report.json").read_text())["suites"][0]
     assert data["base"]["target"]["model"] == "chat" and data["head"]["target"]["model"] == "weak"
     assert data["base"]["means"]["contains"] == 1.0 and data["head"]["means"]["contains"] == 0.0
+    # The model gate's record, which `llmops promote` requires, says it failed, and where.
+    record = json.loads((env / "o" / "model-gate.json").read_text())
+    assert (record["base_model"], record["head_model"]) == ("chat", "weak")
+    assert record["passed"] is False and record["exit_code"] == 1
+    assert record["commit"] and len(record["commit"]) == 40
+    same = runner.invoke(app, ["compare", str(suite), "--base", "good", "--head", "good",
+                               "--base-model", "chat", "--head-model", "chat", "--no-progress",
+                               "--no-langfuse", "--out", str(env / "p")])  # fmt: skip
+    assert same.exit_code == 0, same.output
+    assert json.loads((env / "p" / "model-gate.json").read_text())["passed"] is True
 
 
 def test_interrupted_run_resumes_only_what_failed(

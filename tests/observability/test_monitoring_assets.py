@@ -62,10 +62,17 @@ def test_dashboard_structure() -> None:
 
 def test_dashboard_metric_names_exist_in_the_gateway() -> None:
     """Every llmops_* series the dashboard queries is one the gateway (or the plug-in) exports."""
-    from gateway._metrics import GatewayMetrics
+    from gateway import GatewayConfig
+    from gateway._app import GatewayApp
 
+    # A gateway with model variants: its registry holds the core and the variant metrics.
+    cfg = GatewayConfig(models=[
+        {"name": "v1", "upstreams": [{"url": "http://127.0.0.1:1"}]},
+        {"name": "v2", "upstreams": [{"url": "http://127.0.0.1:2"}]},
+        {"name": "chat", "variants": [{"model": "v1", "weight": 1}, {"model": "v2", "weight": 1}]},
+    ], prompts=None)  # fmt: skip
     exported = set()
-    for fam in GatewayMetrics().registry.collect():
+    for fam in GatewayApp(cfg).state.metrics.registry.collect():
         exported |= {fam.name + s for s in ("", "_total", "_bucket", "_count", "_sum")}
     exported |= {"llmops_traces_total"}
     from observability._drift_metrics import GAUGES
