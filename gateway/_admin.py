@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from gateway._config import ApiKeyConfig, hash_key, load_config
 from gateway._errors import GatewayError
-from gateway._keys import Principal
+from gateway._keys import KeyStore, Principal
 from gateway._limits_config import LimitSpec
 
 if TYPE_CHECKING:
@@ -48,8 +48,18 @@ def _describe(p: Principal) -> dict[str, Any]:
     }
 
 
-def _json(obj: Any, status: int = 200) -> Response:
+def json_response(obj: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(obj), status_code=status, media_type=_JSON)
+
+
+def check_admin(keys: KeyStore, request: Request) -> None:
+    """404 while admin routes are off (no admin digest), 401 without the admin key."""
+    if not keys.admin_enabled:
+        raise GatewayError(
+            404, f"Unknown request URL: {request.method} {request.url.path}.", code="unknown_url"
+        )
+    if not keys.is_admin(request.headers.get("authorization")):
+        raise GatewayError(401, "This route needs the admin key.", code="invalid_admin_key")
 
 
 def _validation_message(e: ValidationError) -> str:
@@ -64,17 +74,13 @@ def admin_plugin(gw: GatewayApp) -> None:
     state = gw.state
 
     def require_admin(request: Request) -> None:
-        if not state.keys.admin_enabled:
-            raise GatewayError(
-                404, f"Unknown request URL: {request.method} {request.url.path}.",
-                code="unknown_url",
-            )  # fmt: skip
-        if not state.keys.is_admin(request.headers.get("authorization")):
-            raise GatewayError(401, "This route needs the admin key.", code="invalid_admin_key")
+        check_admin(state.keys, request)
 
     async def list_keys(request: Request) -> Response:
         require_admin(request)
-        return _json({"object": "list", "data": [_describe(p) for p in state.keys.principals()]})
+        return json_response(
+            {"object": "list", "data": [_describe(p) for p in state.keys.principals()]}
+        )
 
     async def add_key(body: NewKey, request: Request) -> Response:
         require_admin(request)
@@ -85,14 +91,14 @@ def admin_plugin(gw: GatewayApp) -> None:
         )  # fmt: skip
         p = state.keys.add(cfg, state.canonical)
         log.info("admin: key %r added", body.name)
-        return _json({**_describe(p), "key": key}, 201)
+        return json_response({**_describe(p), "key": key}, 201)
 
     async def revoke_key(name: str, request: Request) -> Response:
         require_admin(request)
         if not state.keys.revoke(name):
             raise GatewayError(404, f"No key named '{name}'.", code="key_not_found")
         log.info("admin: key %r revoked", name)
-        return _json({"name": name, "revoked": True})
+        return json_response({"name": name, "revoked": True})
 
     async def reload(request: Request) -> Response:
         require_admin(request)
@@ -108,7 +114,7 @@ def admin_plugin(gw: GatewayApp) -> None:
         changes = state.apply_config(new)
         gw.config = new
         log.info("admin: config reloaded from %s", path)
-        return _json({"reloaded": True, **changes})
+        return json_response({"reloaded": True, **changes})
 
     app = gw.app
     tags: list[str | Any] = ["admin"]

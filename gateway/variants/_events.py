@@ -65,4 +65,3 @@ class EventLog:
             with contextlib.suppress(BaseException):
                 await self._task
         await self.flush()
-

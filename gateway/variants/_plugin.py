@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from fastapi import Request
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from common import llmops_home, variant_events_file
+from gateway._admin import check_admin, json_response
 from gateway._config import GatewayConfig
 from gateway._errors import GatewayError
 from gateway.variants._events import EventLog
@@ -115,19 +115,11 @@ def install(gw: GatewayApp) -> VariantRouter | None:
     return router
 
 
-def _json(obj: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(obj), status_code=status, media_type="application/json")
-
-
 def _admin_routes(gw: GatewayApp, router: VariantRouter) -> None:
     keys = gw.state.keys
 
     def require_admin(request: Request) -> None:
-        if not keys.admin_enabled:
-            raise GatewayError(404, f"Unknown request URL: {request.method} {request.url.path}.",
-                               code="unknown_url")  # fmt: skip
-        if not keys.is_admin(request.headers.get("authorization")):
-            raise GatewayError(401, "This route needs the admin key.", code="invalid_admin_key")
+        check_admin(keys, request)
 
     def alias_of(model: str) -> str:
         alias = gw.state.canonical.get(model, model)
@@ -139,11 +131,11 @@ def _admin_routes(gw: GatewayApp, router: VariantRouter) -> None:
     async def list_variants(request: Request) -> Response:
         require_admin(request)
         data = [await router.status(a) for a in router.aliases]
-        return _json({"object": "list", "data": data})
+        return json_response({"object": "list", "data": data})
 
     async def get_variants(model: str, request: Request) -> Response:
         require_admin(request)
-        return _json(await router.status(alias_of(model)))
+        return json_response(await router.status(alias_of(model)))
 
     async def put_variants(model: str, request: Request) -> Response:
         require_admin(request)
@@ -161,7 +153,7 @@ def _admin_routes(gw: GatewayApp, router: VariantRouter) -> None:
             await router.set_weights(alias, weights, by=body.by)
         except VariantError as e:
             raise GatewayError(400, str(e), code="invalid_weights", param="weights") from None
-        return _json(await router.status(alias))
+        return json_response(await router.status(alias))
 
     app = gw.app
     tags: list[Any] = ["admin"]

@@ -44,7 +44,6 @@ class _Alias:
     window: SlidingWindow
     state: AliasState
     next_check: float = 0.0
-    verdicts: dict[str, GuardVerdict] | None = None
 
 
 class _Metrics:
@@ -390,9 +389,7 @@ class VariantRouter:
         }
 
     async def _guard(self, alias: str, a: _Alias, now: float) -> None:
-        verdicts = await self.verdicts(alias, now)
-        a.verdicts = verdicts
-        for variant, v in verdicts.items():
+        for variant, v in (await self.verdicts(alias, now)).items():
             if v.status == "breach" and a.state.weights.get(variant, 0.0) > 0:
                 await self.rollback(alias, variant, v)
 

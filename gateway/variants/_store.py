@@ -159,9 +159,7 @@ class RedisStateStore:
         try:
             await pipe.execute()
         except Exception:
-            # Not lost: put the counts back for the next sync.
-            for (variant, epoch), t in pending.items():
-                window._pending.setdefault((variant, epoch), Tally()).add(t)
+            window.restore(pending)  # not lost: they go out with the next sync
             raise
 
     async def window_totals(

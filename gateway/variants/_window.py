@@ -115,6 +115,11 @@ class SlidingWindow:
         pending, self._pending = self._pending, {}
         return pending
 
+    def restore(self, pending: dict[tuple[str, int], Tally]) -> None:
+        """Put drained counts back (a push that failed), to go out with the next one."""
+        for key, t in pending.items():
+            self._pending.setdefault(key, Tally()).add(t)
+
     def prune(self, now: float) -> None:
         oldest = self.epoch(now) - SLOTS
         for key in [k for k in self._slots if k[1] <= oldest]:
