@@ -2,10 +2,12 @@
 
 One copy of each cross-cutting piece: the data directory, OpenAI base-URL normalisation, the
 local sentence-transformers embedder, the read-only git reader, the ragas judge builder, the
-request fields that hold a user's question and the consoles every command prints through.
+request fields that hold a user's question, durations as typed (7d) and the consoles every
+command prints through.
 """
 
 from common._console import cli_console, is_terminal, print_markdown, typer_settings
+from common._durations import duration_s
 from common._embedder import (
     DEFAULT_EMBEDDING_MODEL,
     LocalEmbedder,
@@ -29,6 +31,7 @@ __all__ = [
     "ShallowHistoryError",
     "cli_console",
     "default_model_path",
+    "duration_s",
     "is_terminal",
     "llmops_home",
     "local_embedder",

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from common import server_root
 from engine import EngineSpec
 from gateway._limits_config import LimitsConfig, LimitSpec
+from gateway._spend_config import InfraCost, SpendConfig, TokenPrice
 from gateway._variants_config import GuardConfig, VariantConfig, VariantsConfig
 from observability import ObservabilityConfig
 from retrieval import EmbedderConfig, RetrievalConfig
@@ -65,9 +66,12 @@ class ModelConfig(_Strict):
         None, description="variants: the one the guard compares with; null = the first."
     )
     guard: GuardConfig | None = Field(None, description="variants: automatic rollback.")
+    price: TokenPrice | None = Field(None, description="Token list price (remote upstreams).")
+    cost: InfraCost | None = Field(None, description="Cost per replica-hour (own GPUs).")
 
     @model_validator(mode="after")
     def _needs_a_backend(self) -> ModelConfig:
+        self._check_pricing()
         if self.variants is not None:
             return self._check_variants()
         if self.baseline is not None or self.guard is not None:
@@ -83,6 +87,20 @@ class ModelConfig(_Strict):
                 "without upstreams"
             )
         return self
+
+    def _check_pricing(self) -> None:
+        if self.price is not None and self.cost is not None:
+            raise ValueError(f"model {self.name!r}: give 'price' or 'cost', not both")
+        if self.variants is not None and (self.price is not None or self.cost is not None):
+            raise ValueError(
+                f"model {self.name!r}: an alias with 'variants' is priced by its variants' "
+                "models; move 'price' / 'cost' there"
+            )
+        if self.cost is not None and not self.upstreams and self.engine is None:
+            raise ValueError(
+                f"model {self.name!r}: 'cost' is per replica; it needs 'upstreams' or an "
+                "'engine' (give an in-process model a 'price')"
+            )
 
     def _check_variants(self) -> ModelConfig:
         assert self.variants is not None
@@ -226,6 +244,7 @@ class GatewayConfig(BaseSettings):
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     variants: VariantsConfig = Field(default_factory=VariantsConfig)
+    spend: SpendConfig = Field(default_factory=SpendConfig)
     # The file this config came from (set by load_config; admin reload re-reads it).
     _source: Path | None = PrivateAttr(None)
 
@@ -272,7 +291,24 @@ class GatewayConfig(BaseSettings):
         for name in self.limits.shedding.models:
             if name not in seen:
                 raise ValueError(f"limits.shedding.models names unknown model {name!r}")
+        for name in self.spend.prices:
+            target = by_name.get(name)
+            if target is None:
+                raise ValueError(f"spend.prices.{name}: {name!r} is not a model name here")
+            if target.variants is not None:
+                raise ValueError(f"spend.prices.{name}: {name!r} is an alias with variants; "
+                                 "price its variants' models")  # fmt: skip
+            if target.price is not None or target.cost is not None:
+                raise ValueError(f"spend.prices.{name}: model {name!r} has its own price or cost")
         return self
+
+    def pricing(self) -> dict[str, TokenPrice | InfraCost]:
+        """Model name -> its price or cost (the model entry's, or the price table's)."""
+        out: dict[str, TokenPrice | InfraCost] = dict(self.spend.prices)
+        for m in self.models:
+            if m.price is not None or m.cost is not None:
+                out[m.name] = m.price or m.cost  # type: ignore[assignment]
+        return out
 
 
 def hash_key(key: str) -> str:

@@ -34,6 +34,7 @@ class RequestContext:
     status: int = 0
     ttft_s: float | None = None
     usage: dict[str, Any] | None = None
+    relayed_tokens: int | None = None  # a stream without usage: generated tokens relayed
     error: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     # Set by resolvers: "prompt" (PromptVersion), "citations" (list of dicts), ...

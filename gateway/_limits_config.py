@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
@@ -28,7 +28,15 @@ class LimitSpec(_Strict):
     tokens_per_minute: int | None = Field(None, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     token_budget: int | None = Field(None, ge=1, description="Tokens per budget_period.")
+    budget_usd: float | None = Field(None, gt=0, description="USD per budget_period.")
     budget_period: BudgetPeriod = "day"
+
+    @model_validator(mode="after")
+    def _money_needs_a_period(self) -> LimitSpec:
+        # A token budget has long defaulted to a day; money is never assumed to.
+        if self.budget_usd is not None and "budget_period" not in self.model_fields_set:
+            raise ValueError("budget_usd needs budget_period (minute, hour, day, week or month)")
+        return self
 
     def is_empty(self) -> bool:
         return (
@@ -36,6 +44,7 @@ class LimitSpec(_Strict):
             and self.tokens_per_minute is None
             and self.max_concurrent is None
             and self.token_budget is None
+            and self.budget_usd is None
         )
 
 

@@ -11,6 +11,23 @@ _LATENCY_BUCKETS = (
 )  # fmt: skip
 
 
+class ChildCache:
+    """Metric children by label values, each made once: ``metric.labels()`` takes a lock and
+    checks its arguments on every call, more than the request path can pay per metric."""
+
+    __slots__ = ("_children",)
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def __call__(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+
 class GatewayMetrics:
     """Label children are cached: ``labels()`` costs more than the observation itself."""
 
@@ -59,15 +76,7 @@ class GatewayMetrics:
             "llmops_replica_healthy", "1 when the replica is healthy and not ejected",
             ["model", "replica"], registry=r,
         )  # fmt: skip
-        self._children: dict[tuple[object, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = metric.labels(*labels)
-            self._children[key] = child
-        return child
+        self._child = ChildCache()
 
     def observe_request(self, model: str, route: str, status: int, seconds: float) -> None:
         self._child(self.requests, model, route, str(status)).inc()

@@ -330,4 +330,9 @@ def record_of(
         retrieval=dict(retrieval) if isinstance(retrieval, dict) else None,
         query=h.query,
         variant=variant[1] if (variant := ctx.extensions.get("variant")) else None,
+        cost=(
+            {"input": charge.input_usd, "output": charge.output_usd, "total": charge.usd}
+            if (charge := ctx.extensions.get("spend")) is not None
+            else None
+        ),
     )

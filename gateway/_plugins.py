@@ -26,6 +26,11 @@ def default_plugins(config: GatewayConfig) -> list[Plugin]:
         from gateway._observability import observability_plugin
 
         plugins.append(observability_plugin)
+    if config.spend.enabled and config.pricing():
+        from gateway.spend import spend_plugin
+
+        # Before the limits: money budgets read the estimate and the charge it makes.
+        plugins.append(spend_plugin)
     if config.limits.enabled:
         plugins.append(limits_plugin)
     plugins.append(admin_plugin)  # answers 404 unless auth.admin_sha256 is set

@@ -291,7 +291,7 @@ class ReplicaLease:
         self._metrics = metrics
         self._held = True
         self._passed_on = False
-        replica.in_flight += 1
+        replica.enter()
         metrics.set_in_flight(replica.model, replica.url, replica.in_flight)
 
     def __enter__(self) -> ReplicaLease:
@@ -319,7 +319,7 @@ class ReplicaLease:
         if self._held:
             self._held = False
             r = self.replica
-            r.in_flight -= 1
+            r.leave()
             self._metrics.set_in_flight(r.model, r.url, r.in_flight)
 
 
@@ -369,6 +369,8 @@ class _Relay:
         ctx, scanner = self._ctx, self._scanner
         scanner.finish()
         ctx.usage = scanner.usage
+        if ctx.usage is None:
+            ctx.relayed_tokens = scanner.relayed_tokens()
         ctx.output_chunks = self._chunks
         self._proxy._finish(ctx)
 

@@ -27,10 +27,29 @@ class Replica:
     check_failures: int = 0  # failed active health checks in a row
     ejected_until: float = 0.0
     backoff_s: float = 0.0
+    # Seconds with at least one request in flight (the spend allocation's busy time), counted
+    # on the 0 -> 1 and 1 -> 0 transitions only; ``since`` is when the replica was added.
+    busy_s: float = 0.0
+    busy_since: float = 0.0
+    since: float = field(default_factory=time.monotonic)
     key: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         self.key = self.url.encode()
+
+    def enter(self) -> None:
+        if self.in_flight == 0:
+            self.busy_since = time.monotonic()
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.busy_s += time.monotonic() - self.busy_since
+
+    def busy_until(self, now: float) -> float:
+        """Busy seconds so far, the open busy stretch included."""
+        return self.busy_s + (now - self.busy_since if self.in_flight > 0 else 0.0)
 
     def available(self, now: float) -> bool:
         return self.healthy and now >= self.ejected_until

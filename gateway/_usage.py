@@ -7,6 +7,7 @@ limits, budgets, metrics and traces read one shape.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,27 @@ def response_id_from_body(body: bytes) -> str | None:
     return None
 
 
+def estimate_tokens(
+    ctx: RequestContext, chars_per_token: float, default_completion: int
+) -> tuple[int, int]:
+    """(prompt, completion) tokens a request may use, before it runs: its body's bytes over
+    ``chars_per_token``, and ``max_tokens`` (or ``default_completion``) times ``n``."""
+    data = ctx.data or {}
+    out: Any = (
+        data.get("max_completion_tokens")
+        or data.get("max_tokens")
+        or data.get("max_output_tokens")  # the Responses API's name
+    )
+    if ctx.route == "embeddings":
+        out = 0
+    elif not isinstance(out, int) or out < 0:
+        out = default_completion
+    n = data.get("n")
+    if isinstance(n, int) and 1 < n <= 128:
+        out *= n
+    return math.ceil(len(ctx.body) / chars_per_token), out
+
+
 def stream_scanner(ctx: RequestContext) -> StreamUsageScanner:
     """The scanner for a relayed stream of ``ctx``'s route."""
     if ctx.route == "responses":
@@ -82,14 +104,23 @@ class StreamUsageScanner:
     Only chunks that mention ``"usage"`` with an object value are split into lines and
     decoded; the common chunk costs one substring search. ``ended`` stays False: a chat or
     completions stream ends with ``[DONE]``, which the relay looks for itself.
+
+    ``deltas`` counts the ``"delta"`` fields relayed (a chat chunk's, a Responses text delta
+    event's; about one generated token each): what a stream cut before its usage is charged.
     """
 
-    __slots__ = ("_tail", "ended", "usage")
+    __slots__ = ("_tail", "deltas", "ended", "usage")
 
     def __init__(self) -> None:
         self._tail = b""
         self.usage: dict[str, Any] | None = None
         self.ended = False
+        self.deltas = 0
+
+    def relayed_tokens(self) -> int:
+        """Generated tokens relayed, as far as the chunks tell (a chat stream's first chunk
+        carries only the role)."""
+        return max(0, self.deltas - 1)
 
     def _lines(self, chunk: bytes) -> tuple[bytes, int]:
         """(data, cut): ``data[:cut]`` holds the complete lines so far; the incomplete last line
@@ -106,6 +137,7 @@ class StreamUsageScanner:
                 self._event(line[5:].strip())
 
     def feed(self, chunk: bytes) -> None:
+        self.deltas += chunk.count(b'"delta"')
         data, cut = self._lines(chunk)
         if _USAGE_OBJECT.search(data, 0, cut) is not None:
             self._scan(data[:cut], _USAGE_OBJECT)
@@ -139,6 +171,7 @@ class ResponsesStreamScanner(StreamUsageScanner):
         self._extensions = extensions
 
     def feed(self, chunk: bytes) -> None:
+        self.deltas += chunk.count(b'"delta"')
         data, cut = self._lines(chunk)
         want_id = "response_id" not in self._extensions
         if want_id and _CREATED.search(data, 0, cut) is not None:
@@ -171,3 +204,6 @@ class ResponsesStreamScanner(StreamUsageScanner):
         usage = response.get("usage")
         if isinstance(usage, dict):
             self.usage = chat_usage(usage)
+
+    def relayed_tokens(self) -> int:
+        return self.deltas  # every Responses event with a "delta" field is a text delta

@@ -10,6 +10,7 @@ import typer
 from common import typer_settings
 from engine.cli import app as models_app
 from gateway.cli import keys_app, serve
+from gateway.spend.cli import app as spend_app
 from prompts.cli import app as prompts_app
 from retrieval.cli import app as retrieval_app
 from rollout.cli import ab_app, promote
@@ -56,6 +57,7 @@ def build_app() -> typer.Typer:
     app.add_typer(keys_app, name="keys")
     app.add_typer(prompts_app, name="prompts")
     app.add_typer(ab_app, name="ab")
+    app.add_typer(spend_app, name="spend")
     app.command("promote")(promote)
     for cmd in retrieval_app.registered_commands:  # ingest and search sit at the top level
         app.registered_commands.append(cmd)

@@ -6,12 +6,11 @@ Heavy imports (numpy work, sentence-transformers, ragas, langfuse) happen inside
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import typer
 
-from common import typer_settings
+from common import duration_s, typer_settings
 
 app = typer.Typer(
     help="Monitor live traffic: drift against eval inputs, online quality scores.",
@@ -19,16 +18,13 @@ app = typer.Typer(
     **typer_settings(),
 )
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
-
 
 def hours(text: str) -> float:
     """'90m', '24h', '7d', '3600s' or a bare number of hours."""
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise typer.BadParameter(f"{text!r}: expected e.g. 30m, 24h, 7d")
-    value, unit = float(m.group(1)), m.group(2) or "h"
-    return value * {"s": 1 / 3600, "m": 1 / 60, "h": 1.0, "d": 24.0}[unit]
+    try:
+        return duration_s(text, bare="h") / 3600
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def _store(store_dir: Path | None):  # type: ignore[no-untyped-def]

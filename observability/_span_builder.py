@@ -64,6 +64,7 @@ OBS_METADATA = _LfAttr.OBSERVATION_METADATA
 OBS_MODEL = _LfAttr.OBSERVATION_MODEL
 OBS_MODEL_PARAMETERS = _LfAttr.OBSERVATION_MODEL_PARAMETERS
 OBS_USAGE = _LfAttr.OBSERVATION_USAGE_DETAILS
+OBS_COST = _LfAttr.OBSERVATION_COST_DETAILS
 OBS_COMPLETION_START = _LfAttr.OBSERVATION_COMPLETION_START_TIME
 OBS_PROMPT_NAME = _LfAttr.OBSERVATION_PROMPT_NAME
 OBS_PROMPT_VERSION = _LfAttr.OBSERVATION_PROMPT_VERSION
@@ -473,6 +474,8 @@ class SpanBuilder:
         usage = _usage(rec.usage)
         if usage:
             attrs[OBS_USAGE] = _j(usage)
+        if rec.cost:
+            attrs[OBS_COST] = _j(rec.cost)
         if rec.ttft_s is not None:
             first = datetime.fromtimestamp((rec.start_ns + int(rec.ttft_s * 1e9)) / 1e9, UTC)
             attrs[OBS_COMPLETION_START] = _j(first.isoformat())

@@ -38,6 +38,7 @@ class TraceRecord:
     retrieval: dict[str, Any] | None = None
     query: str | None = None  # the user's query, read before prompt resolution
     variant: str | None = None  # the model variant that served an alias with variants
+    cost: dict[str, float] | None = None  # USD {input, output, total}: Langfuse's cost details
 
     def to_json(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in _FIELDS}

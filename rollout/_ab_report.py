@@ -3,7 +3,8 @@
 Each metric gets the difference of means with a bootstrap interval (the evals' statistics),
 the requests per variant a decision at the metric's margin needs, and a reading: worse
 (interval wholly past the margin), not worse (interval wholly inside it), or unclear. The
-recommendation follows: roll back when any guarded metric is worse, promote when all are
+recommendation follows (error rate, latency, user feedback and the monitor's online judge
+scores are guarded): roll back when any guarded metric is worse, promote when all are
 not worse with enough requests, keep (collect more) otherwise.
 """
 
@@ -24,6 +25,7 @@ class Margins:
     error_rate: float = 0.05  # absolute
     latency_ratio: float = 1.5  # of the baseline's mean
     feedback: float = 0.1  # absolute, on the score's scale
+    quality: float = 0.05  # absolute, on the judge metric's 0-1 scale
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class VariantReport:
     ttft_p50_s: float | None
     ttft_p95_s: float | None
     tokens_per_request: float | None
+    cost_per_request_usd: float | None
+    feedback: dict[str, float]  # mean per feedback name
+    online: dict[str, float]  # mean per online judge metric
+    online_scored: int  # requests the monitor judged
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,10 @@ def _summary(s: VariantSample) -> VariantReport:
         s.variant, s.requests, _mean(s.errors) or 0.0,
         _q(s.latency_s, 0.5), _q(s.latency_s, 0.95), _q(s.ttft_s, 0.5), _q(s.ttft_s, 0.95),
         _mean(s.completion_tokens),
+        _mean(s.cost_usd),
+        {k: statistics.fmean(v) for k, v in sorted(s.scores.items())},
+        {k: statistics.fmean(v) for k, v in sorted(s.quality.items())},
+        max((len(v) for v in s.quality.values()), default=0),
     )  # fmt: skip
 
 
@@ -141,11 +151,19 @@ def ab_report(
                  higher_is_better=False, guarded=False, seed=3),
             _row("completion tokens", base.completion_tokens, s.completion_tokens, None,
                  higher_is_better=False, guarded=False, seed=4),
+            _row("cost per request (USD)", base.cost_usd, s.cost_usd, None,
+                 higher_is_better=False, guarded=False, seed=5),
         ]  # fmt: skip
         for i, score in enumerate(sorted(set(base.scores) | set(s.scores))):
             rows.append(
                 _row(f"feedback: {score}", base.scores.get(score, []), s.scores.get(score, []),
                      m.feedback, higher_is_better=True, guarded=True, seed=10 + i)
+            )  # fmt: skip
+        for i, metric in enumerate(sorted(set(base.quality) | set(s.quality))):
+            rows.append(
+                _row(f"online: {metric}", base.quality.get(metric, []),
+                     s.quality.get(metric, []), m.quality, higher_is_better=True, guarded=True,
+                     seed=100 + i)
             )  # fmt: skip
         candidates.append(_recommend(name, rows, base.requests, s.requests))
     return ABReport(alias, baseline, [_summary(s) for _, s in sorted(samples.items())], candidates)

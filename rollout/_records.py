@@ -23,7 +23,9 @@ class VariantSample:
     latency_s: list[float] = field(default_factory=list)  # successful requests
     ttft_s: list[float] = field(default_factory=list)  # successful streams
     completion_tokens: list[float] = field(default_factory=list)
+    cost_usd: list[float] = field(default_factory=list)  # priced models' answered requests
     scores: dict[str, list[float]] = field(default_factory=dict)  # feedback name -> values
+    quality: dict[str, list[float]] = field(default_factory=dict)  # online judge metric -> values
 
     @property
     def requests(self) -> int:
@@ -48,9 +50,22 @@ def read_records(paths: Iterable[Path], since: float | None = None) -> list[dict
     return out
 
 
-def samples_by_variant(records: list[dict[str, Any]], alias: str) -> dict[str, VariantSample]:
+def request_ids(records: list[dict[str, Any]], alias: str) -> list[str]:
+    return [
+        str(e["request_id"])
+        for e in records
+        if e.get("kind") == "request" and e.get("alias") == alias and e.get("request_id")
+    ]
+
+
+def samples_by_variant(
+    records: list[dict[str, Any]],
+    alias: str,
+    online: dict[str, dict[str, float]] | None = None,
+) -> dict[str, VariantSample]:
     """Requests of ``alias`` by variant (forced ones, which are tests, left out), with the
-    feedback given on them joined by request id."""
+    feedback given on them and the online judge scores (``online``: request id -> metric ->
+    value) joined by request id."""
     out: dict[str, VariantSample] = {}
     by_request: dict[str, VariantSample] = {}
     for e in records:
@@ -69,8 +84,12 @@ def samples_by_variant(records: list[dict[str, Any]], alias: str) -> dict[str, V
                 s.ttft_s.append(float(e["ttft_s"]))
             if isinstance(e.get("completion_tokens"), int):
                 s.completion_tokens.append(float(e["completion_tokens"]))
+            if isinstance(e.get("cost_usd"), int | float):
+                s.cost_usd.append(float(e["cost_usd"]))
         if e.get("request_id"):
             by_request[str(e["request_id"])] = s
+            for metric, value in (online or {}).get(str(e["request_id"]), {}).items():
+                s.quality.setdefault(metric, []).append(value)
     for e in records:
         if e.get("kind") != "feedback" or not isinstance(e.get("score"), int | float):
             continue

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,20 +11,18 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from common import cli_console, typer_settings, variant_events_file
+from common import cli_console, duration_s, typer_settings, variant_events_file
 
 ab_app = typer.Typer(help="Online A/B tests of model variants.", no_args_is_help=True,
                      **typer_settings())  # fmt: skip
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
-
 
 def seconds(text: str) -> float:
     """'90s', '10m', '1h', '7d' or a bare number of seconds."""
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise typer.BadParameter(f"{text!r}: expected e.g. 30s, 10m, 1h, 7d")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    try:
+        return duration_s(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def _baseline_from_config(path: Path, alias: str) -> str | None:
@@ -46,6 +43,31 @@ def _fmt(x: float | None, pct: bool = False) -> str:
     return f"{x:+.1%}" if pct else f"{x:.4g}"
 
 
+def _means(means: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3g}" for k, v in means.items()) or "-"
+
+
+def _online_scores(ids: list[str], start: float) -> dict[str, dict[str, float]] | None:
+    """The monitor's judge scores of these requests, or None (said on stderr) when Langfuse
+    cannot be read: the report stands without them."""
+    from datetime import UTC, datetime
+
+    try:
+        from langfuse import Langfuse
+
+        from rollout._online_scores import by_request, fetch_online_scores
+    except ImportError:
+        typer.echo("warning: online scores need the Langfuse SDK: pip install "
+                   "'llmops[observability]'", err=True)  # fmt: skip
+        return None
+    try:
+        scores = fetch_online_scores(Langfuse(), datetime.fromtimestamp(start, UTC))
+    except Exception as e:  # the SDK raises its own ApiError, httpx's and pydantic's errors
+        typer.echo(f"warning: online scores not read from Langfuse: {e}", err=True)
+        return None
+    return by_request(ids, scores)
+
+
 @ab_app.command("report")
 def report(
     model: Annotated[str, typer.Option("--model", help="the alias whose variants to compare")],
@@ -61,18 +83,35 @@ def report(
     error_margin: Annotated[float, typer.Option(help="allowed error-rate excess")] = 0.05,
     latency_ratio: Annotated[float, typer.Option(help="allowed latency ratio")] = 1.5,
     feedback_margin: Annotated[float, typer.Option(help="allowed feedback drop")] = 0.1,
+    quality_margin: Annotated[
+        float, typer.Option(help="allowed drop of an online judge score (0-1 scale)")
+    ] = 0.05,
+    langfuse: Annotated[
+        bool | None,
+        typer.Option(
+            "--langfuse/--no-langfuse",
+            help="join the monitor's online judge scores from Langfuse; default: when "
+            "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are set",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
-    """Per variant: requests, errors, latency, TTFT, tokens, feedback; differences from the
-    baseline with 95% intervals, requests needed, and keep / promote / roll back."""
+    """Per variant: requests, errors, latency, TTFT, tokens, feedback, online judge scores;
+    differences from the baseline with 95% intervals, requests needed, and keep / promote /
+    roll back."""
     from rich.table import Table
 
     from rollout._ab_report import Margins, ab_report
-    from rollout._records import read_records, samples_by_variant
+    from rollout._records import read_records, request_ids, samples_by_variant
 
     window = seconds(since)
-    records = read_records(events or [variant_events_file()], time.time() - window)
-    samples = samples_by_variant(records, model)
+    start = time.time() - window
+    records = read_records(events or [variant_events_file()], start)
+    if langfuse is None:
+        langfuse = bool(os.environ.get("LANGFUSE_PUBLIC_KEY") and
+                        os.environ.get("LANGFUSE_SECRET_KEY"))  # fmt: skip
+    online = _online_scores(request_ids(records, model), start) if langfuse else None
+    samples = samples_by_variant(records, model, online)
     base = baseline or _baseline_from_config(config, model)
     if base is None:
         typer.echo(f"error: no baseline for {model!r}: pass --baseline or --config", err=True)
@@ -80,19 +119,22 @@ def report(
     if not samples:
         typer.echo(f"error: no requests of {model!r} in the last {since}", err=True)
         raise typer.Exit(1)
-    rep = ab_report(model, base, samples, Margins(error_margin, latency_ratio, feedback_margin))
+    margins = Margins(error_margin, latency_ratio, feedback_margin, quality_margin)
+    rep = ab_report(model, base, samples, margins)
     if as_json:
         typer.echo(json.dumps(rep.as_dict(), indent=2))
         return
     console = cli_console()
     t = Table(title=f"{model}: variants over the last {since} (baseline {base})")
     for col in ("variant", "requests", "errors", "p50 s", "p95 s", "TTFT p50", "TTFT p95",
-                "tokens/req"):  # fmt: skip
+                "tokens/req", "USD/req", "feedback", "online (judged)"):  # fmt: skip
         t.add_column(col)
     for v in rep.variants:
+        online_cell = _means(v.online) + (f" ({v.online_scored})" if v.online_scored else "")
         t.add_row(v.variant, str(v.requests), f"{v.error_rate:.1%}", _fmt(v.latency_p50_s),
                   _fmt(v.latency_p95_s), _fmt(v.ttft_p50_s), _fmt(v.ttft_p95_s),
-                  _fmt(v.tokens_per_request))  # fmt: skip
+                  _fmt(v.tokens_per_request), _fmt(v.cost_per_request_usd), _means(v.feedback),
+                  online_cell)  # fmt: skip
     console.print(t)
     for c in rep.candidates:
         d = Table(title=f"{c.variant} - {base}")

@@ -4,6 +4,9 @@ The token estimate reserved up front is ``len(body) / chars_per_token`` plus ``m
 (or the configured default); when the request ends, the difference to the real usage is
 given back or charged. A request that failed upstream is charged nothing; one whose usage is
 unknown (a stream without ``include_usage``, a client that went away) keeps the estimate.
+Money budgets work the same way, in micro-dollars: the spend accounting prices the estimate
+at admission (``extensions["spend_estimate"]``) and the request at its end
+(``extensions["spend"]``).
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from gateway._context import RequestContext
 from gateway._errors import GatewayError
 from gateway._keys import Principal
 from gateway._limits_config import LimitsConfig
+from gateway._usage import estimate_tokens
 from gateway.limits._memory import MemoryLimiter
 from gateway.limits._plan import (
     BUDGET,
+    BUDGET_USD,
     CONCURRENT,
     EMPTY_PLAN,
+    MICRO,
     REQUESTS,
     Outcome,
     Plan,
@@ -42,6 +48,7 @@ _MESSAGES = {
     "tokens": "tokens per minute",
     CONCURRENT: "concurrent requests",
     BUDGET: "token budget",
+    BUDGET_USD: "spend budget",
 }
 
 
@@ -56,10 +63,12 @@ class RateLimiter:
             self.redis = RedisLimiter(self.cfg)
         self._plans: dict[str, tuple[Principal, Plan]] = {}
         self.redis_down_until = 0.0
-        self._releases: list[tuple[Plan, list[str], str, int]] = []
+        self._releases: list[tuple[Plan, list[str], str, int, int]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.redis_errors = 0
         self.refused = 0
+        # (scope, name, period, unit) -> share of the budget used, as last read at admission
+        self.budget_used: dict[tuple[str, str, str, str], float] = {}
 
     # --- configuration ----------------------------------------------------------------------
     def reconfigure(self, config: GatewayConfig) -> None:
@@ -79,20 +88,8 @@ class RateLimiter:
         return plan
 
     def estimate(self, ctx: RequestContext) -> int:
-        data = ctx.data or {}
-        out: Any = (
-            data.get("max_completion_tokens")
-            or data.get("max_tokens")
-            or data.get("max_output_tokens")  # the Responses API's name
-        )
-        if ctx.route == "embeddings":
-            out = 0
-        elif not isinstance(out, int) or out < 0:
-            out = self.cfg.default_completion_tokens
-        n = data.get("n")
-        if isinstance(n, int) and 1 < n <= 128:
-            out *= n
-        return math.ceil(len(ctx.body) / self.cfg.chars_per_token) + out
+        return sum(estimate_tokens(ctx, self.cfg.chars_per_token,
+                                   self.cfg.default_completion_tokens))  # fmt: skip
 
     # --- the hook ---------------------------------------------------------------------------
     async def admit(self, ctx: RequestContext) -> None:
@@ -100,6 +97,10 @@ class RateLimiter:
         if plan is EMPTY_PLAN:
             return
         tokens = self.estimate(ctx) if plan.needs_tokens else 0
+        micro_usd = 0
+        if plan.needs_usd:
+            est = ctx.extensions.get("spend_estimate")
+            micro_usd = round(est[1] * MICRO) if est is not None else 0
         member = ctx.request_id + ":" + str(id(ctx))
         backend: Any = self.memory
         if self.redis is not None:
@@ -109,29 +110,42 @@ class RateLimiter:
         if backend is None:  # Redis down, policy "open"
             return
         if backend is self.memory:
-            out, keys = self.memory.acquire(plan, member, tokens)
+            out, keys = self.memory.acquire(plan, member, tokens, micro_usd)
         else:
             try:
-                out, keys = await self._redis_acquire(plan, member, tokens)
+                out, keys = await self._redis_acquire(plan, member, tokens, micro_usd)
             except Exception as e:
                 backend = self._redis_failed(e)
                 if backend is None:
                     return
-                out, keys = self.memory.acquire(plan, member, tokens)
+                out, keys = self.memory.acquire(plan, member, tokens, micro_usd)
         ctx.response_headers.update(headers_for(plan, out))
+        if plan.budget_checks:
+            self._budget_gauge(plan, out)
         if not out.allowed:
             self.refused += 1
             raise self._refusal(plan, out)
         if plan.needs_release:
-            ctx.on_finish.append(lambda c: self._finish(c, backend, plan, keys, member, tokens))
+            ctx.on_finish.append(
+                lambda c: self._finish(c, backend, plan, keys, member, tokens, micro_usd)
+            )
+
+    def _budget_gauge(self, plan: Plan, out: Outcome) -> None:
+        rem = out.remaining
+        for i in plan.budget_checks:
+            if i < len(rem):
+                c = plan.checks[i]
+                unit = "usd" if c.counts_usd else "tokens"
+                used = 1.0 - max(0.0, rem[i]) / c.limit
+                self.budget_used[(c.scope, c.name, str(c.period), unit)] = used
 
     async def _redis_acquire(
-        self, plan: Plan, member: str, tokens: int
+        self, plan: Plan, member: str, tokens: int, micro_usd: int
     ) -> tuple[Outcome, list[str]]:
         assert self.redis is not None
         # Socket timeouts bound each I/O; this bounds the whole call (pool wait included).
         async with asyncio.timeout(self.cfg.redis.socket_timeout_s * 2):
-            return await self.redis.acquire(plan, member, tokens)
+            return await self.redis.acquire(plan, member, tokens, micro_usd)
 
     def _redis_failed(self, e: BaseException) -> Any:
         self._mark_down(e)
@@ -160,7 +174,13 @@ class RateLimiter:
         c = plan.checks[out.refused]
         what = _MESSAGES.get(c.dim, c.dim)
         who = f"key '{c.name}'" if c.scope == "key" else f"team '{c.name}'"
-        if out.too_large:
+        if c.dim == BUDGET_USD:
+            budget = f"${c.limit / MICRO:,.2f} per {c.period}"
+            msg = (f"The estimated cost of this request exceeds the spend budget of {who} "
+                   f"({budget}): reduce the prompt or max_tokens." if out.too_large else
+                   f"Spend budget reached for {who}: {budget}. It resets with the next "
+                   f"{c.period} (UTC).")  # fmt: skip
+        elif out.too_large:
             msg = (f"Request too large for the {what} limit of {c.limit} of {who}: reduce "
                    "the prompt or max_tokens.")  # fmt: skip
         else:
@@ -171,25 +191,29 @@ class RateLimiter:
             "retry-after-ms": str(math.ceil(out.retry_after_s * 1000)),
         }
         code = "request_too_large" if out.too_large else (
-            "insufficient_quota" if c.dim == BUDGET else "rate_limit_exceeded")  # fmt: skip
+            "insufficient_quota" if c.dim in (BUDGET, BUDGET_USD) else "rate_limit_exceeded"
+        )  # fmt: skip
         return GatewayError(429, msg, code=code, headers=headers)
 
     # --- completion -------------------------------------------------------------------------
     def _finish(
         self, ctx: RequestContext, backend: Any, plan: Plan, keys: list[str], member: str,
-        reserved: int,
+        reserved: int, reserved_usd: int,
     ) -> None:  # fmt: skip
-        delta = 0
+        delta = usd_delta = 0
         if plan.needs_tokens:
             actual = _actual_tokens(ctx, reserved)
             delta = actual - reserved
+        if plan.needs_usd:
+            charge = ctx.extensions.get("spend")  # None: nothing ran, or the model is unpriced
+            usd_delta = (round(charge.usd * MICRO) if charge is not None else 0) - reserved_usd
         if backend is self.memory:
-            self.memory.release(plan, keys, member, delta)
+            self.memory.release(plan, keys, member, delta, usd_delta)
             return
         if len(self._releases) >= _MAX_PENDING_RELEASES:
             return  # Redis is slow: leases expire on their own, reconciliation is skipped
         # Releases are batched: one pipelined round trip carries all that ended meanwhile.
-        self._releases.append((plan, keys, member, delta))
+        self._releases.append((plan, keys, member, delta, usd_delta))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_releases())
 

@@ -20,7 +20,9 @@ class MemoryLimiter:
         self._leases: dict[str, dict[str, float]] = {}  # key -> member -> expiry
         self._windows: dict[str, list[float | str]] = {}  # key -> [window id, used]
 
-    def acquire(self, plan: Plan, member: str, tokens: int) -> tuple[Outcome, list[str]]:
+    def acquire(
+        self, plan: Plan, member: str, tokens: int, micro_usd: int = 0
+    ) -> tuple[Outcome, list[str]]:
         """Try to take what the request needs from every check; all or nothing.
 
         Returns the outcome and the storage keys used (window keys carry the window id).
@@ -31,7 +33,7 @@ class MemoryLimiter:
         remaining: list[float] = []
         keys: list[str] = []
         for i, c in enumerate(checks):
-            cost = tokens if c.counts_tokens else 1
+            cost = c.cost(tokens, micro_usd)
             if c.kind == BUCKET:
                 b = self._buckets.get(c.key)
                 rate = c.limit / MINUTE_S
@@ -63,7 +65,7 @@ class MemoryLimiter:
                     return _refused(remaining, i, left_s, cost > c.limit), keys
         # Every check passed: take.
         for i, c in enumerate(checks):
-            cost = tokens if c.counts_tokens else 1
+            cost = c.cost(tokens, micro_usd)
             if c.kind == BUCKET:
                 remaining[i] -= cost
                 b = self._buckets.get(c.key)
@@ -80,26 +82,31 @@ class MemoryLimiter:
                 self._windows[c.key] = [wid, c.limit - remaining[i]]
         return Outcome(True, remaining), keys
 
-    def release(self, plan: Plan, keys: list[str], member: str, token_delta: int) -> None:
-        """Free concurrency leases and correct token counts by ``actual - reserved``."""
+    def release(
+        self, plan: Plan, keys: list[str], member: str, token_delta: int, usd_delta: int = 0
+    ) -> None:
+        """Free concurrency leases and correct token (and micro-dollar) counts by
+        ``actual - reserved``."""
         now = time.monotonic()
         for c, key in zip(plan.checks, keys, strict=True):
             if c.kind == CONCURRENCY:
                 held = self._leases.get(c.key)
                 if held is not None:
                     held.pop(member, None)
-            elif not token_delta or not c.counts_tokens:
                 continue
-            elif c.kind == BUCKET:
+            delta = token_delta if c.counts_tokens else usd_delta if c.counts_usd else 0
+            if not delta:
+                continue
+            if c.kind == BUCKET:
                 b = self._buckets.get(c.key)
                 if b is not None:
                     rate = c.limit / MINUTE_S
                     level = min(c.limit, b[0] + (now - b[1]) * rate)
-                    self._buckets[c.key] = [min(float(c.limit), level - token_delta), now]
+                    self._buckets[c.key] = [min(float(c.limit), level - delta), now]
             else:
                 w = self._windows.get(c.key)
                 if w is not None and c.key + str(w[0]) == key:
-                    w[1] = max(0.0, float(w[1]) + token_delta)
+                    w[1] = max(0.0, float(w[1]) + delta)
 
 
 def _refused(remaining: list[float], i: int, retry_s: float, too_large: bool) -> Outcome:

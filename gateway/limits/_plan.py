@@ -16,6 +16,8 @@ from gateway._limits_config import BudgetPeriod, LimitsConfig, LimitSpec
 
 BUCKET, CONCURRENCY, WINDOW = "b", "c", "w"
 REQUESTS, TOKENS, CONCURRENT, BUDGET = "requests", "tokens", "concurrent", "budget"
+BUDGET_USD = "budget_usd"  # counted in micro-dollars, so every store keeps integers
+MICRO = 1_000_000
 MINUTE_S = 60.0
 
 
@@ -29,18 +31,28 @@ class Check:
     limit: int
     period: BudgetPeriod | None = None
     counts_tokens: bool = False  # charged the token estimate (set by __post_init__)
+    counts_usd: bool = False  # charged the cost estimate, in micro-dollars
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counts_tokens", self.dim in (TOKENS, BUDGET))
+        object.__setattr__(self, "counts_usd", self.dim == BUDGET_USD)
+
+    def cost(self, tokens: int, micro_usd: int) -> int:
+        """What one request takes from this check."""
+        if self.counts_tokens:
+            return tokens
+        return micro_usd if self.counts_usd else 1
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     checks: tuple[Check, ...]
     needs_tokens: bool  # some check is charged the token estimate
-    needs_release: bool  # concurrency to release or tokens to reconcile afterwards
+    needs_release: bool  # concurrency to release or tokens (or money) to reconcile afterwards
     request_checks: tuple[int, ...] = ()  # indexes of requests-per-minute buckets
     token_checks: tuple[int, ...] = ()  # indexes of tokens-per-minute buckets
+    needs_usd: bool = False  # some check is charged the cost estimate
+    budget_checks: tuple[int, ...] = ()  # indexes of token and money budgets (the gauge)
 
     @property
     def empty(self) -> bool:
@@ -64,6 +76,11 @@ def _checks(scope: str, name: str, spec: LimitSpec, prefix: str) -> list[Check]:
             Check(WINDOW, BUDGET, scope, name, tag + f"budget:{spec.budget_period}:",
                   spec.token_budget, spec.budget_period)
         )  # fmt: skip
+    if spec.budget_usd is not None:
+        out.append(
+            Check(WINDOW, BUDGET_USD, scope, name, tag + f"usd:{spec.budget_period}:",
+                  round(spec.budget_usd * MICRO), spec.budget_period)
+        )  # fmt: skip
     return out
 
 
@@ -84,13 +101,16 @@ def build_plan(
     if not checks:
         return EMPTY_PLAN
     needs_tokens = any(c.counts_tokens for c in checks)
-    needs_release = needs_tokens or any(c.kind == CONCURRENCY for c in checks)
+    needs_usd = any(c.counts_usd for c in checks)
+    needs_release = needs_tokens or needs_usd or any(c.kind == CONCURRENCY for c in checks)
     return Plan(
         tuple(checks),
         needs_tokens,
         needs_release,
         tuple(i for i, c in enumerate(checks) if c.dim == REQUESTS),
         tuple(i for i, c in enumerate(checks) if c.dim == TOKENS),
+        needs_usd,
+        tuple(i for i, c in enumerate(checks) if c.dim in (BUDGET, BUDGET_USD)),
     )
 
 

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway._config import GatewayConfig
@@ -32,6 +32,15 @@ class _Stats(Collector):
         c = CounterMetricFamily("llmops_ratelimited", "Requests refused by rate limits")
         c.add_metric([], self.limiter.refused)
         yield c
+        g = GaugeMetricFamily(
+            "llmops_budget_used_ratio",
+            "Share of a token or spend budget used in its current period, as read at the "
+            "last admission",
+            labels=["scope", "name", "period", "unit"],
+        )
+        for labels, used in self.limiter.budget_used.items():
+            g.add_metric(list(labels), used)
+        yield g
         if self.shedder is not None:
             c = CounterMetricFamily("llmops_shed", "Requests refused by load shedding")
             c.add_metric([], self.shedder.shed_total)

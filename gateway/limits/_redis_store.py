@@ -18,7 +18,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from gateway._limits_config import BudgetPeriod, LimitsConfig
-from gateway.limits._plan import BUCKET, CONCURRENCY, MINUTE_S, WINDOW, Outcome, Plan, window
+from gateway.limits._plan import (
+    BUCKET,
+    CONCURRENCY,
+    MINUTE_S,
+    WINDOW,
+    Check,
+    Outcome,
+    Plan,
+    window,
+)
 
 # ARGV[1]: member; ARGV[2]: per check "kind,limit,param;" (static, built once per plan);
 # ARGV[3]: per check "cost,window_ms;" (per request). Bucket param: refill period in ms;
@@ -131,7 +140,7 @@ class _Prepared:
 
     keys: list[bytes]
     spec: bytes
-    dynamic: list[tuple[bool, BudgetPeriod | None]]  # (charged tokens, window period)
+    dynamic: list[tuple[Check, BudgetPeriod | None]]  # (check, window period)
     window_keys: list[tuple[int, str]]  # (key index, key prefix without the window id)
 
 
@@ -163,8 +172,7 @@ class RedisLimiter:
         prep = _Prepared(
             keys=[c.key.encode() for c in plan.checks],
             spec="".join(spec).encode(),
-            dynamic=[(c.counts_tokens, c.period if c.kind == WINDOW else None)
-                     for c in plan.checks],
+            dynamic=[(c, c.period if c.kind == WINDOW else None) for c in plan.checks],
             window_keys=[(i, c.key) for i, c in enumerate(plan.checks) if c.kind == WINDOW],
         )  # fmt: skip
         if len(self._prepared) > 10_000:
@@ -179,19 +187,21 @@ class RedisLimiter:
             script.sha = await self.client.script_load(script.script)
             return await self.client.evalsha(script.sha, len(keys), *keys, *argv)
 
-    async def acquire(self, plan: Plan, member: str, tokens: int) -> tuple[Outcome, list[str]]:
+    async def acquire(
+        self, plan: Plan, member: str, tokens: int, micro_usd: int = 0
+    ) -> tuple[Outcome, list[str]]:
         prep = self._prepare(plan)
         dyn = []
         keys: list[Any] = prep.keys
         if prep.window_keys:
             keys = keys.copy()
-        for i, (charged, period) in enumerate(prep.dynamic):
+        for i, (check, period) in enumerate(prep.dynamic):
             wms = 0
             if period is not None:
                 wid, left_s = window(period)
                 keys[i] = keys[i] + wid.encode()
                 wms = math.ceil(left_s * 1000)
-            dyn.append(f"{tokens if charged else 1},{wms};")
+            dyn.append(f"{check.cost(tokens, micro_usd)},{wms};")
         res = await self._call(self._acquire, keys, member, prep.spec, "".join(dyn))
         remaining = [float(x) for x in res[4:]]
         used = [k.decode() for k in keys] if prep.window_keys else [c.key for c in plan.checks]
@@ -201,7 +211,7 @@ class RedisLimiter:
 
     @staticmethod
     def _release_args(
-        plan: Plan, keys: list[str], member: str, token_delta: int
+        plan: Plan, keys: list[str], member: str, token_delta: int, usd_delta: int = 0
     ) -> tuple[list[str], str, str] | None:
         rkeys: list[str] = []
         spec: list[str] = []
@@ -209,17 +219,21 @@ class RedisLimiter:
             if c.kind == CONCURRENCY:
                 rkeys.append(key)
                 spec.append(f"c,{c.limit},0,0;")
-            elif token_delta and c.counts_tokens:
+                continue
+            delta = token_delta if c.counts_tokens else usd_delta if c.counts_usd else 0
+            if delta:
                 rkeys.append(key)
-                spec.append(f"{c.kind},{c.limit},{_BUCKET_MS},{token_delta};")
+                spec.append(f"{c.kind},{c.limit},{_BUCKET_MS},{delta};")
         return (rkeys, member, "".join(spec)) if rkeys else None
 
-    async def release(self, plan: Plan, keys: list[str], member: str, token_delta: int) -> None:
-        args = self._release_args(plan, keys, member, token_delta)
+    async def release(
+        self, plan: Plan, keys: list[str], member: str, token_delta: int, usd_delta: int = 0
+    ) -> None:
+        args = self._release_args(plan, keys, member, token_delta, usd_delta)
         if args is not None:
             await self._call(self._release, args[0], args[1], args[2])
 
-    async def release_many(self, items: list[tuple[Plan, list[str], str, int]]) -> None:
+    async def release_many(self, items: list[tuple[Plan, list[str], str, int, int]]) -> None:
         """Several releases in one pipelined round trip (not a transaction: each is atomic)."""
         calls = [a for it in items if (a := self._release_args(*it)) is not None]
         if not calls:

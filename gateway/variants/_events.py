@@ -1,7 +1,8 @@
 """A small local log of variant requests and feedback, read by ``llmops ab report``.
 
-One JSON object per line. The request path only appends a dict to a list; a background task
-writes the list out every second in a worker thread, so no request waits on the disk.
+One JSON object per line. The request path only appends a tuple (a request, in
+``REQUEST_FIELDS`` order) or a dict (feedback) to a list; a background task turns them into
+JSON and writes them out every second in a worker thread, so no request waits on the disk.
 Without Langfuse this is the record of who was served what, and how it went.
 """
 
@@ -17,6 +18,23 @@ import orjson
 
 log = logging.getLogger("llmops.gateway.variants")
 
+REQUEST_FIELDS = ("ts", "alias", "variant", "forced", "request_id", "route", "status",
+                  "latency_s", "ttft_s", "prompt_tokens", "completion_tokens", "key", "prompt",
+                  "prompt_version", "cost_usd")  # fmt: skip
+Event = dict[str, Any] | tuple[Any, ...]
+
+
+def as_record(e: Event) -> dict[str, Any]:
+    if isinstance(e, dict):
+        return e
+    d = dict(zip(REQUEST_FIELDS, e, strict=True))
+    d["kind"] = "request"
+    d["ts"] = round(d["ts"], 3)
+    d["latency_s"] = round(d["latency_s"], 5)
+    if d["ttft_s"] is not None:
+        d["ttft_s"] = round(d["ttft_s"], 5)
+    return d
+
 
 class EventLog:
     def __init__(self, path: Path, flush_interval_s: float = 1.0, max_buffer: int = 100_000):
@@ -25,18 +43,18 @@ class EventLog:
         self.max_buffer = max_buffer
         self.dropped = 0
         self.written = 0
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[Event] = []
         self._task: asyncio.Task[None] | None = None
 
-    def append(self, event: dict[str, Any]) -> None:
+    def append(self, event: Event) -> None:
         if len(self._buffer) >= self.max_buffer:
             self.dropped += 1
             return
         self._buffer.append(event)
 
-    def _write(self, events: list[dict[str, Any]]) -> None:
+    def _write(self, events: list[Event]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = b"".join(orjson.dumps(e) + b"\n" for e in events)
+        data = b"".join(orjson.dumps(as_record(e)) + b"\n" for e in events)
         with self.path.open("ab") as f:
             f.write(data)
         self.written += len(events)

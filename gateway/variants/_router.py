@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from gateway._config import GatewayConfig, ModelConfig
 from gateway._context import RequestContext
 from gateway._errors import GatewayError
+from gateway._metrics import ChildCache
 from gateway._variants_config import GuardConfig
 from gateway.variants._choice import VariantGroup
 from gateway.variants._events import EventLog
@@ -66,14 +67,20 @@ class _Metrics:
         self.rolled_back = Gauge("llmops_variant_rolled_back",
                                  "1 while the guard holds a variant at weight 0", labels,
                                  registry=r)  # fmt: skip
-        self._children: dict[tuple[object, ...], Any] = {}
+        self.child = ChildCache()
+        # (alias, variant, status) -> the children every request of it moves
+        self._per_request: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
-    def child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        c = self._children.get(key)
-        if c is None:
-            c = self._children[key] = metric.labels(*labels)
-        return c
+    def per_request(self, alias: str, variant: str, status: int) -> tuple[Any, Any, Any]:
+        key = (alias, variant, status)
+        got = self._per_request.get(key)
+        if got is None:
+            got = self._per_request[key] = (
+                self.requests.labels(alias, variant, str(status)),
+                self.latency.labels(alias, variant),
+                self.ttft.labels(alias, variant),
+            )
+        return got
 
 
 def _weights(m: ModelConfig, canonical: dict[str, str]) -> dict[str, float]:
@@ -150,7 +157,8 @@ class VariantRouter:
                     headers={"retry-after": "5"},
                 )
             variant = chosen
-        ctx.extensions["variant"] = (alias, variant)
+        # (alias, variant, forced): forced requests are tests, kept out of the guard.
+        ctx.extensions["variant"] = (alias, variant, bool(forced))
         ctx.response_headers[OVERRIDE_HEADER] = variant
         return variant
 
@@ -180,17 +188,16 @@ class VariantRouter:
         v = ctx.extensions.get("variant")
         if v is None:
             return
-        alias, variant = v
+        alias, variant, forced = v
         a = self.aliases.get(alias)
         now = time.time()
         latency = time.perf_counter() - ctx.t0
-        m = self.metrics
-        m.child(m.requests, alias, variant, str(ctx.status)).inc()
-        m.child(m.latency, alias, variant).observe(latency)
+        requests, latencies, ttfts = self.metrics.per_request(alias, variant, ctx.status)
+        requests.inc()
+        latencies.observe(latency)
         if ctx.ttft_s is not None:
-            m.child(m.ttft, alias, variant).observe(ctx.ttft_s)
+            ttfts.observe(ctx.ttft_s)
         # Forced requests are tests: they count in metrics, not in the guard's comparison.
-        forced = OVERRIDE_HEADER in ctx.headers
         if a is not None and not forced and ctx.status != 499:
             a.window.record(
                 variant, now, ok=200 <= ctx.status < 400, error=ctx.status >= 500,
@@ -199,25 +206,15 @@ class VariantRouter:
         if self.events is not None:
             usage = ctx.usage or {}
             prompt = ctx.extensions.get("prompt")
-            self.events.append(
-                {
-                    "ts": round(now, 3),
-                    "kind": "request",
-                    "alias": alias,
-                    "variant": variant,
-                    "forced": forced,
-                    "request_id": ctx.request_id,
-                    "route": ctx.route,
-                    "status": ctx.status,
-                    "latency_s": round(latency, 5),
-                    "ttft_s": None if ctx.ttft_s is None else round(ctx.ttft_s, 5),
-                    "prompt_tokens": usage.get("prompt_tokens"),
-                    "completion_tokens": usage.get("completion_tokens"),
-                    "key": ctx.principal.name if ctx.principal is not None else None,
-                    "prompt": getattr(prompt, "name", None),
-                    "prompt_version": getattr(prompt, "version", None),
-                }
-            )
+            p = ctx.principal
+            # A tuple in REQUEST_FIELDS' order: the log's writer thread makes the JSON.
+            self.events.append((
+                now, alias, variant, forced, ctx.request_id, ctx.route, ctx.status, latency,
+                ctx.ttft_s, usage.get("prompt_tokens"), usage.get("completion_tokens"),
+                p.name if p is not None else None, getattr(prompt, "name", None),
+                getattr(prompt, "version", None),
+                getattr(ctx.extensions.get("spend"), "usd", None),
+            ))  # fmt: skip
 
     # --- weights -------------------------------------------------------------------------
     async def set_weights(self, alias: str, weights: dict[str, float], by: str) -> AliasState:

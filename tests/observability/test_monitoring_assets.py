@@ -64,15 +64,19 @@ def test_dashboard_metric_names_exist_in_the_gateway() -> None:
     """Every llmops_* series the dashboard queries is one the gateway (or the plug-in) exports."""
     from gateway import GatewayConfig
     from gateway._app import GatewayApp
+    from gateway._plugins import default_plugins
 
-    # A gateway with model variants: its registry holds the core and the variant metrics.
+    # A gateway with model variants, a priced model and limits: its registry holds the core,
+    # the variant, the spend and the limits metrics (the last two come with their plug-ins).
     cfg = GatewayConfig(models=[
-        {"name": "v1", "upstreams": [{"url": "http://127.0.0.1:1"}]},
-        {"name": "v2", "upstreams": [{"url": "http://127.0.0.1:2"}]},
+        {"name": "v1", "upstreams": [{"url": "http://127.0.0.1:1"}],
+         "price": {"input_per_1m": 1, "output_per_1m": 2}},
+        {"name": "v2", "upstreams": [{"url": "http://127.0.0.1:2"}],
+         "cost": {"usd_per_hour": 1}},
         {"name": "chat", "variants": [{"model": "v1", "weight": 1}, {"model": "v2", "weight": 1}]},
     ], prompts=None)  # fmt: skip
     exported = set()
-    for fam in GatewayApp(cfg).state.metrics.registry.collect():
+    for fam in GatewayApp(cfg, default_plugins(cfg)).state.metrics.registry.collect():
         exported |= {fam.name + s for s in ("", "_total", "_bucket", "_count", "_sum")}
     exported |= {"llmops_traces_total"}
     from observability._drift_metrics import GAUGES
@@ -84,7 +88,10 @@ def test_dashboard_metric_names_exist_in_the_gateway() -> None:
 
 
 def _concrete(expr: str) -> str:
-    return expr.replace("$__rate_interval", "5m").replace("$model", ".*")
+    for var, value in (("$__rate_interval", "5m"), ("$__range", "1h"), ("$model", ".*"),
+                       ("$alias", ".*")):  # fmt: skip
+        expr = expr.replace(var, value)
+    return expr
 
 
 def test_rules_structure() -> None:

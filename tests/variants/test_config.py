@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from gateway import GatewayConfig
+from gateway import GatewayConfig, load_config
 
 
 def _cfg(chat: dict[str, Any], extra: list[dict[str, Any]] | None = None) -> GatewayConfig:
@@ -66,3 +67,14 @@ def test_a_variant_may_not_have_variants_itself() -> None:
 def test_a_variant_may_name_a_model_by_its_alias() -> None:
     cfg = _cfg({"variants": [{"model": "v1", "weight": 1}, {"model": "v2-alias", "weight": 1}]})
     assert cfg.models[3].variants is not None
+
+
+@pytest.mark.parametrize("name", ["gateway.yaml", "gateway.example.yaml", "gateway.canary.yaml"])
+def test_the_shipped_configs_load(name: str) -> None:
+    cfg = load_config(Path(__file__).resolve().parents[2] / "config" / name)
+    if name == "gateway.canary.yaml":  # two local engines behind `chat`, split 50/50
+        chat = next(m for m in cfg.models if m.name == "chat")
+        assert [(v.model, v.weight) for v in chat.variants or ()] == [
+            ("smollm2-v1", 50), ("smollm2-v2", 50)]  # fmt: skip
+        engines = [m for m in cfg.models if m.engine is not None]
+        assert {m.name for m in engines} == {"smollm2-v1", "smollm2-v2"}
