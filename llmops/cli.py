@@ -20,6 +20,7 @@ from rollout.cli import ab_app, promote
 OPTIONAL_GROUPS = [
     ("eval", "evals.cli", "evals", "Evals that gate promotion: run suites, compare git refs."),
     ("monitor", "monitor.cli", "observability", "Monitor live traffic: drift, online quality."),
+    ("retrieval", "evals.retrieval_cli", "evals", "Tune how collections are searched."),
 ]
 
 

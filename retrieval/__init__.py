@@ -2,6 +2,8 @@
 dense + BM25 search, and the `Retriever` the gateway uses. Imports nothing else of ours."""
 
 from ._config import (
+    DEFAULT_MODE,
+    SEARCH_MODES,
     ChunkingConfig,
     EmbedderConfig,
     RerankerConfig,
@@ -28,6 +30,8 @@ from ._search import CrossEncoderReranker, Hit, Reranker, Retriever
 from ._store import CollectionMeta, Store
 
 __all__ = [
+    "DEFAULT_MODE",
+    "SEARCH_MODES",
     "ChunkingConfig",
     "CollectionMeta",
     "CollectionNotFoundError",

@@ -10,8 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from common import DEFAULT_EMBEDDING_MODEL, llmops_home
 
-SearchMode = Literal["rrf", "dbsf", "dense", "sparse"]
-"""How dense and sparse results combine: fused by Qdrant (RRF or DBSF) or one side alone."""
+SearchMode = Literal["dense", "sparse", "rrf", "dbsf", "convex"]
+"""How dense and sparse results combine: one side alone, fused by Qdrant (RRF or DBSF), or a
+convex combination of min-max normalised scores (``alpha`` x dense + (1 - alpha) x BM25)."""
+SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "sparse", "rrf", "dbsf", "convex")
+DEFAULT_MODE: SearchMode = "dense"
+"""A new collection's mode when nothing else is chosen. Which fusion helps depends on the
+corpus; dense alone is the mode that never loses badly, so it is the default until
+``llmops retrieval tune`` measures a better one on judged queries."""
 
 DEFAULT_MODEL = DEFAULT_EMBEDDING_MODEL
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -85,18 +91,26 @@ class SparseConfig(_Model):
 
     k: float = 1.2
     b: float = 0.75
-    avg_len: float = 180.0
+    avg_len: float | None = Field(default=None, gt=0)
+    """Mean document length in BM25 tokens. Unset: measured on the chunks of the collection's
+    first ingest and recorded with it (later ingests keep it, so every vector shares one)."""
     language: str = "english"
 
 
 class SearchConfig(_Model):
-    """Defaults for searching; a collection's own recorded setting wins over `mode` unless a
-    query names one. Hybrid is not always better: measure with a judged set."""
+    """How to search. The mode used is the query's, else ``mode`` here (an override for every
+    collection), else the collection's recorded one (``llmops retrieval tune`` records the mode
+    measured best on judged queries). ``rrf_k``, ``weights`` and ``alpha`` are recorded with a
+    new collection; a query's weights win over them."""
 
     mode: SearchMode | None = None
+    """Override the recorded mode of every collection; also the mode recorded at creation
+    (default: dense)."""
     rrf_k: int = Field(default=2, ge=1)
     weights: tuple[float, float] | None = None
     """RRF weights (dense, sparse)."""
+    alpha: float = Field(default=0.5, ge=0, le=1)
+    """Convex mode: the dense share of the combined score."""
     prefetch_limit: int = Field(default=50, ge=1)
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from ._chunking import Chunk, chunk_document
-from ._config import RetrievalConfig
+from ._config import DEFAULT_MODE, RetrievalConfig
 from ._embedders import Embedder
 from ._errors import LoaderError, ModelMismatchError
 from ._filters import ComparisonFilter, CompoundFilter
 from ._loaders import LOADERS, load_document
-from ._sparse import Bm25Encoder
+from ._sparse import Bm25Encoder, mean_length
 from ._store import CollectionMeta, PointData, Store
 
 _NAMESPACE = uuid.UUID("6f1c2a52-8d0e-4d53-9a4b-3c1f4b8e2d71")
@@ -153,9 +153,10 @@ class Ingestor:
                 model=self._embedder.name,
                 dim=self._embedder.dim,
                 sparse=self._config.sparse,
-                mode=s.mode or "rrf",
+                mode=s.mode or DEFAULT_MODE,
                 rrf_k=s.rrf_k,
                 weights=s.weights,
+                alpha=s.alpha,
             )
             self._store.create_collection(collection, meta)
             return meta
@@ -174,12 +175,21 @@ class Ingestor:
         started = time.perf_counter()
         report = IngestReport(collection)
         meta = self.ensure_collection(collection)
-        sparse = Bm25Encoder(meta.sparse)
         files, report.skipped, report.ignored = scan(paths)
         jobs = self._plan(collection, files, sorted(set(tags)), report, progress)
         todo = [
             (job, i) for job in jobs for i, cid in enumerate(job.ids) if cid not in job.existing
         ]
+        if meta.sparse.avg_len is None and todo:
+            # The collection's first chunks set BM25's length norm; it is recorded, so every
+            # later ingest encodes with the same one.
+            texts = [job.chunks[i].embed_text for job, i in todo]
+            avg = round(mean_length(meta.sparse, texts), 2)
+            meta = meta.model_copy(
+                update={"sparse": meta.sparse.model_copy(update={"avg_len": avg})}
+            )
+            self._store.update_meta(collection, meta)
+        sparse = Bm25Encoder(meta.sparse)
         if progress:
             progress.planned(len(jobs), len(todo))
         for job in [j for j in jobs if j.remaining == 0]:

@@ -7,13 +7,14 @@ import asyncio
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ._config import RerankerConfig, RetrievalConfig, SearchMode, validate_collection_name
 from ._embedders import Embedder, make_embedder
 from ._errors import CollectionNotFoundError
 from ._filters import Filter, parse_filters
+from ._fusion import convex
 from ._ingest import Ingestor, IngestProgress, IngestReport, check_model
 from ._open import open_store
 from ._sparse import Bm25Encoder
@@ -133,8 +134,12 @@ class Retriever:
         self._meta[collection] = (meta, now)
         return meta
 
+    def forget_meta(self, collection: str) -> None:
+        """Drop the cached metadata, after a change made through this retriever's store."""
+        self._meta.pop(collection, None)
+
     def resolve_mode(self, collection: str, mode: SearchMode | None = None) -> SearchMode:
-        """The query's mode, else the configured default, else the collection's own."""
+        """The query's mode, else the config's override, else the collection's recorded one."""
         return mode or self.config.search.mode or self.collection_meta(collection).mode
 
     def ingest(
@@ -147,7 +152,7 @@ class Retriever:
         progress: IngestProgress | None = None,
     ) -> IngestReport:
         validate_collection_name(collection)
-        self._meta.pop(collection, None)
+        self.forget_meta(collection)
         ingestor = Ingestor(self.store, self.embedder, self.config)
         return ingestor.run(paths, collection, prune=prune, tags=tags, progress=progress)
 
@@ -161,6 +166,8 @@ class Retriever:
         *,
         score_threshold: float | None = None,
         weights: tuple[float, float] | None = None,
+        rrf_k: int | None = None,
+        alpha: float | None = None,
         rerank: bool | None = None,
     ) -> list[Hit]:
         flt = parse_filters(filters)
@@ -178,14 +185,24 @@ class Retriever:
             limit=limit,
             filter=flt,
             prefetch_limit=max(self.config.search.prefetch_limit, limit),
-            rrf_k=meta.rrf_k,
+            rrf_k=rrf_k or meta.rrf_k,
             weights=weights or meta.weights,
         )
         if use_mode != "sparse":
             plan.dense = self.embedder.embed_query(query).tolist()
         if use_mode != "dense":
             plan.sparse = self._encoder(collection, meta).query(query)
-        hits = [_hit(h.id, h.score, h.payload) for h in self.store.query(collection, plan)]
+        if use_mode == "convex":
+            depth = plan.prefetch_limit
+            dense = self.store.query(collection, replace(plan, mode="dense", sparse=None,
+                                                         limit=depth))  # fmt: skip
+            sparse = self.store.query(collection, replace(plan, mode="sparse", dense=None,
+                                                          limit=depth))  # fmt: skip
+            share = alpha if alpha is not None else meta.alpha
+            found = convex(dense, sparse, share, limit)
+        else:
+            found = self.store.query(collection, plan)
+        hits = [_hit(h.id, h.score, h.payload) for h in found]
         if reranker is not None:
             hits = reranker.rerank(query, hits)
         if score_threshold is not None:

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from ._config import SearchMode, SparseConfig
+from ._config import DEFAULT_MODE, SearchMode, SparseConfig
 from ._filters import Filter
 from ._sparse import Sparse
 
@@ -27,10 +27,15 @@ class CollectionMeta(BaseModel):
     schema_version: int = SCHEMA_VERSION
     model: str
     dim: int
-    sparse: SparseConfig = SparseConfig()
-    mode: SearchMode = "rrf"
+    sparse: SparseConfig = SparseConfig(
+        avg_len=180.0
+    )  # what collections made before measuring used
+    mode: SearchMode = DEFAULT_MODE
     rrf_k: int = 2
     weights: tuple[float, float] | None = None
+    alpha: float = 0.5
+    tuning: dict[str, Any] | None = None
+    """What ``llmops retrieval tune`` measured when it chose the mode (per-mode scores)."""
 
 
 @dataclass(slots=True)

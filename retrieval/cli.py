@@ -53,7 +53,7 @@ EmbedUrlOpt = Annotated[
 ]
 
 
-def _config(
+def config_from_options(
     config: Path | None,
     backend: str | None,
     store_path: str | None,
@@ -93,7 +93,16 @@ def _config(
     return cfg.model_copy(update={"store": store, "embedder": emb})
 
 
-def _quiet_model_loading() -> None:
+def _check_mode(mode: str) -> None:
+    from ._config import SEARCH_MODES
+
+    if mode not in SEARCH_MODES:
+        raise typer.BadParameter(
+            f"mode must be one of {', '.join(SEARCH_MODES)}", param_hint="--mode"
+        )
+
+
+def quiet_model_loading() -> None:
     """transformers draws a 'Loading weights' bar on every start; the CLI has its own output."""
     from transformers.utils import logging as hf_logging
 
@@ -121,7 +130,9 @@ def ingest(
     mode: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            "--mode", help="Default search mode for a new collection: rrf|dbsf|dense|sparse."
+            "--mode",
+            help="Search mode recorded for a new collection: dense (default), sparse, rrf, "
+            "dbsf or convex; `llmops retrieval tune` measures which is best.",
         ),
     ] = None,
     chunk_tokens: Annotated[Optional[int], typer.Option(help="Tokens per chunk.")] = None,  # noqa: UP045
@@ -143,7 +154,7 @@ def ingest(
     from ._progress import RichProgress, print_summary
 
     console = cli_console(stderr=True)
-    cfg = _config(config, backend, store_path, url, model, model_path, embed_url)
+    cfg = config_from_options(config, backend, store_path, url, model, model_path, embed_url)
     updates: dict[str, Any] = {}
     if chunk_tokens is not None:
         updates["chunking"] = cfg.chunking.model_copy(update={"chunk_tokens": chunk_tokens})
@@ -153,14 +164,13 @@ def ingest(
     if batch_size is not None:
         updates["embedder"] = cfg.embedder.model_copy(update={"batch_size": batch_size})
     if mode is not None:
-        if mode not in ("rrf", "dbsf", "dense", "sparse"):
-            raise typer.BadParameter("mode must be rrf, dbsf, dense or sparse", param_hint="--mode")
+        _check_mode(mode)
         updates["search"] = cfg.search.model_copy(update={"mode": mode})
     cfg = cfg.model_copy(update=updates)
 
     from ._search import Retriever
 
-    _quiet_model_loading()
+    quiet_model_loading()
     retriever = Retriever(cfg)
     try:
         with console.status("loading embedding model"):
@@ -183,7 +193,7 @@ def search(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 5,
     mode: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--mode", help="rrf|dbsf|dense|sparse (default: the collection's)."),
+        typer.Option("--mode", help="dense|sparse|rrf|dbsf|convex (default: the collection's)."),
     ] = None,
     source: Annotated[
         Optional[str], typer.Option("--source", help="Only chunks of this file.")  # noqa: UP045
@@ -208,15 +218,17 @@ def search(
 
     console = cli_console()
     err = cli_console(stderr=True)
-    if mode is not None and mode not in ("rrf", "dbsf", "dense", "sparse"):
-        raise typer.BadParameter("mode must be rrf, dbsf, dense or sparse", param_hint="--mode")
+    if mode is not None:
+        _check_mode(mode)
     filters: dict[str, Any] = {}
     if source:
         filters["source"] = str(Path(source).expanduser().resolve())
     if tag:
         filters["tags"] = list(tag)
-    _quiet_model_loading()
-    retriever = Retriever(_config(config, backend, store_path, url, model, model_path, embed_url))
+    quiet_model_loading()
+    retriever = Retriever(
+        config_from_options(config, backend, store_path, url, model, model_path, embed_url)
+    )
     try:
         t0 = time.perf_counter()
         hits = retriever.search_sync(collection, query, top_k, filters or None, mode)  # type: ignore[arg-type]
