@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from common import typer_settings
+from evals._retrieval_cli import app as retrieval_app  # noqa: F401 (``llmops retrieval``)
 
 app = typer.Typer(
     help="Evals that gate promotion: run suites, compare git refs or models.",

@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway import _engine_stats as engine_stats
+from gateway._cold_start import ColdStartCollector, ColdStarts
 from gateway._config import GatewayConfig
 from gateway._errors import GatewayError, error_response
 from gateway._health import check_all, health_loop
@@ -64,6 +66,8 @@ class GatewayApp:
         self.config = config
         self.state = GatewayState.from_config(config)
         self.proxy = Proxy(self.state)
+        self.cold_starts = self.proxy.cold_starts = ColdStarts(self.state, self._start_on_demand)
+        self.state.metrics.registry.register(ColdStartCollector(self.cold_starts))
         self.startup: list[Callable[[], Any]] = []
         self.shutdown: list[Callable[[], Any]] = []
         self.readiness_checks: list[Callable[[], tuple[bool, dict[str, Any]]]] = []
@@ -121,6 +125,14 @@ class GatewayApp:
                 if asyncio.iscoroutine(res):
                     await res
             tasks.append(asyncio.create_task(health_loop(st), name="health-checks"))
+            prefix = [m.routing for m in self.config.models if m.routing.strategy == "prefix"]
+            if prefix:
+                poll = engine_stats.poll(
+                    st.session, st.prefix_routed,
+                    interval_s=min(c.scrape_interval_s for c in prefix),
+                    timeout_s=min(c.scrape_timeout_s for c in prefix),
+                )  # fmt: skip
+                tasks.append(asyncio.create_task(poll, name="engine-stats"))
             yield
         finally:
             for t in tasks:
@@ -135,19 +147,23 @@ class GatewayApp:
 
     async def _start_engines(self) -> None:
         wanted = [m for m in self.config.models if m.engine is not None and not m.upstreams]
-        if not wanted:
-            return
+        later = {m.name for m in wanted if m.start == "on_first_request"}
+        self.cold_starts.on_demand |= later
+        # Engines start together: each takes about a minute to reach /health on a CPU.
+        await asyncio.gather(*(self._start_engine(m) for m in wanted if m.name not in later))
+
+    async def _start_engine(self, m: Any) -> None:
         from engine import EngineManager
 
-        async def start(m: Any) -> None:
-            mgr = EngineManager(name=m.name, served_name=m.upstream_name, spec=m.engine)
-            self.engines.append(mgr)
-            url = await mgr.start()
-            self.state.add_replica(m.name, url)
-            log.info("local engine for %s ready at %s", m.name, url)
+        mgr = EngineManager(name=m.name, served_name=m.upstream_name, spec=m.engine)
+        self.engines.append(mgr)
+        url = await mgr.start()
+        self.state.add_replica(m.name, url)
+        log.info("local engine for %s ready at %s", m.name, url)
 
-        # Engines start together: each takes about a minute to reach /health on a CPU.
-        await asyncio.gather(*(start(m) for m in wanted))
+    async def _start_on_demand(self, model: str) -> None:
+        (m,) = [m for m in self.config.models if m.name == model]
+        await self._start_engine(m)
 
     async def _stop_engines(self) -> None:
         for mgr in reversed(self.engines):
@@ -218,7 +234,9 @@ class GatewayApp:
         now = time.monotonic()
         models = {
             name: {
-                "ready": pool.any_available(now),
+                # A model that may be cold (scaled to zero, engine on demand) holds its
+                # requests until a replica is up: it does not make the gateway unready.
+                "ready": pool.any_available(now) or pool.cold_start_s is not None,
                 "replicas": [
                     {
                         "url": r.url,

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from common import server_root
 from engine import EngineSpec
 from gateway._limits_config import LimitsConfig, LimitSpec
+from gateway._routing_config import RoutingConfig
 from gateway._spend_config import InfraCost, SpendConfig, TokenPrice
 from gateway._variants_config import GuardConfig, VariantConfig, VariantsConfig
 from observability import ObservabilityConfig
@@ -66,6 +67,18 @@ class ModelConfig(_Strict):
         None, description="variants: the one the guard compares with; null = the first."
     )
     guard: GuardConfig | None = Field(None, description="variants: automatic rollback.")
+    cold_start_timeout_s: float | None = Field(
+        None, gt=0, le=3600,
+        description="With no ready replica, hold requests this long while one comes up "
+        "(scale from zero, or an engine started on demand) instead of 503 at once.",
+    )  # fmt: skip
+    start: Literal["at_startup", "on_first_request"] = Field(
+        "at_startup", description="engine only: start the local engine with the gateway or "
+        "when the first request needs it (then cold_start_timeout_s is required).",
+    )  # fmt: skip
+    routing: RoutingConfig = Field(
+        default_factory=RoutingConfig, description="How replicas are chosen (docs/routing.md)."
+    )
     price: TokenPrice | None = Field(None, description="Token list price (remote upstreams).")
     cost: InfraCost | None = Field(None, description="Cost per replica-hour (own GPUs).")
 
@@ -76,6 +89,18 @@ class ModelConfig(_Strict):
             return self._check_variants()
         if self.baseline is not None or self.guard is not None:
             raise ValueError(f"model {self.name!r}: 'baseline' and 'guard' need 'variants'")
+        if self.start == "on_first_request":
+            if self.engine is None or self.upstreams:
+                raise ValueError(
+                    f"model {self.name!r}: start: on_first_request starts a local 'engine' "
+                    "(a model without upstreams)"
+                )
+            if self.cold_start_timeout_s is None:
+                raise ValueError(
+                    f"model {self.name!r}: start: on_first_request needs cold_start_timeout_s "
+                    "(how long the first request may wait for the engine; a CPU engine takes "
+                    "about a minute)"
+                )
         if not self.upstreams and self.engine is None and self.embedder is None:
             raise ValueError(
                 f"model {self.name!r} needs 'upstreams', an 'engine' to start, an 'embedder', "
@@ -104,6 +129,11 @@ class ModelConfig(_Strict):
 
     def _check_variants(self) -> ModelConfig:
         assert self.variants is not None
+        if {"routing", "cold_start_timeout_s"} & self.model_fields_set:
+            raise ValueError(
+                f"model {self.name!r}: an alias with 'variants' has no replicas of its own; set "
+                "'routing' and 'cold_start_timeout_s' on its variants' models"
+            )
         if self.upstreams or self.engine is not None or self.embedder is not None:
             raise ValueError(
                 f"model {self.name!r}: 'variants' route to other models; it takes no "

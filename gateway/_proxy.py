@@ -21,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway._body import with_model
+from gateway._cold_start import ColdStarts
 from gateway._context import Admission, Observer, RequestContext, Resolver
 from gateway._errors import GatewayError, error_body, error_response
 from gateway._metrics import GatewayMetrics
@@ -57,6 +58,7 @@ class Proxy:
         self.local: dict[str, LocalHandler] = {}
         # Aliases served by weighted variants (gateway.variants), when any are configured.
         self.variants: VariantRouter | None = None
+        self.cold_starts: ColdStarts | None = None  # set by the app
 
     async def handle(self, request: Request, route: str) -> Response:
         st = self.state
@@ -112,6 +114,8 @@ class Proxy:
         st = self.state
         model = ctx.model
         pool = st.pools[model]
+        if pool.cold_start_s and self.cold_starts is not None and not pool.any_available():
+            await self.cold_starts.wait(ctx, model, pool.cold_start_s)
         # A request continuing a stored response is pinned to its replica (gateway._responses).
         replicas = ctx.extensions.get("replicas") or pool.replicas
         path = _PATHS[ctx.route]
@@ -119,10 +123,11 @@ class Proxy:
         if st.config.server.affinity:
             affinity = ctx.headers.get("x-session-id") or ctx.user
         tried: list[Replica] = []
+        strategy = st.strategy_for(model)
         loop = asyncio.get_running_loop()
         upstream_headers = {"content-type": "application/json", "x-request-id": ctx.request_id}
         for attempt in (0, 1):
-            replica = st.strategy.choose(replicas, affinity, tried)
+            replica = strategy.choose(replicas, affinity, tried, ctx)
             if replica is None:
                 if tried:
                     break

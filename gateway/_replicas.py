@@ -32,6 +32,12 @@ class Replica:
     busy_s: float = 0.0
     busy_since: float = 0.0
     since: float = field(default_factory=time.monotonic)
+    # What vLLM reports about itself (gateway._engine_stats); zero when unknown.
+    waiting: int = 0
+    running: int = 0
+    kv_usage: float = 0.0
+    kv_tokens: int = 0  # KV cache capacity in tokens
+    stats_at: float = 0.0
     key: bytes = field(init=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +87,7 @@ class ModelPool:
     kind: str
     replicas: list[Replica]
     local: bool = False  # served in-process (a local embedding model), no replicas
+    cold_start_s: float | None = None  # hold requests this long while no replica is up
 
     def any_available(self, now: float | None = None) -> bool:
         if self.local:

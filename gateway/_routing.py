@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import time
 from collections.abc import Collection, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway._replicas import Replica
 
 
 class RoutingStrategy(Protocol):
+    """``ctx`` is the request's context (gateway._context.RequestContext): a strategy that
+    reads the prompt (prefix) takes it from ``ctx.data``; the others ignore it."""
+
     def choose(
         self,
         replicas: Sequence[Replica],
         affinity_key: str | None = None,
         exclude: Collection[Replica] = (),
+        ctx: Any = None,
     ) -> Replica | None: ...
+
+
+def _candidates(replicas: Sequence[Replica], exclude: Collection[Replica]) -> list[Replica]:
+    now = time.monotonic()
+    return [r for r in replicas if r.available(now) and r not in exclude]
 
 
 class LeastOutstanding:
@@ -36,9 +46,9 @@ class LeastOutstanding:
         replicas: Sequence[Replica],
         affinity_key: str | None = None,
         exclude: Collection[Replica] = (),
+        ctx: Any = None,
     ) -> Replica | None:
-        now = time.monotonic()
-        candidates = [r for r in replicas if r.available(now) and r not in exclude]
+        candidates = _candidates(replicas, exclude)
         if not candidates:
             return None
         if len(candidates) == 1:
@@ -55,6 +65,58 @@ class LeastOutstanding:
             if best is None or load < best_load:
                 best, best_load = r, load
         return best
+
+
+class RoundRobin:
+    """Each healthy replica in turn, by weight (smooth weighted round robin, as nginx does).
+    Ignores load and affinity: the baseline a simulator compares the others with."""
+
+    def __init__(self) -> None:
+        self._current: dict[Replica, float] = {}
+
+    def choose(
+        self,
+        replicas: Sequence[Replica],
+        affinity_key: str | None = None,
+        exclude: Collection[Replica] = (),
+        ctx: Any = None,
+    ) -> Replica | None:
+        candidates = _candidates(replicas, exclude)
+        if not candidates:
+            return None
+        cur = self._current
+        total = 0.0
+        best = candidates[0]
+        for r in candidates:
+            cur[r] = cur.get(r, 0.0) + r.weight
+            total += r.weight
+            if cur[r] > cur[best]:
+                best = r
+        cur[best] -= total
+        if len(cur) > 4 * len(replicas):  # replicas removed by a reload
+            keep = set(replicas)
+            for r in [r for r in cur if r not in keep]:
+                del cur[r]
+        return best
+
+
+class RandomChoice:
+    """A healthy replica at random, by weight. Seeded for reproducible simulations."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._rng = random.Random(seed)
+
+    def choose(
+        self,
+        replicas: Sequence[Replica],
+        affinity_key: str | None = None,
+        exclude: Collection[Replica] = (),
+        ctx: Any = None,
+    ) -> Replica | None:
+        candidates = _candidates(replicas, exclude)
+        if not candidates:
+            return None
+        return self._rng.choices(candidates, weights=[r.weight for r in candidates])[0]
 
 
 def _rendezvous(candidates: Sequence[Replica], key: bytes) -> Replica:

@@ -13,8 +13,11 @@ from gateway._config import GatewayConfig
 from gateway._errors import GatewayError
 from gateway._keys import KeyStore
 from gateway._metrics import GatewayMetrics
+from gateway._prefix_routing import PrefixAware, PrefixRoutingCollector
 from gateway._replicas import ModelPool, Replica
-from gateway._routing import LeastOutstanding, RoutingStrategy
+from gateway._routing import RoutingStrategy
+from gateway._routing_config import RoutingConfig
+from gateway._strategies import make_strategy
 
 
 @dataclass(eq=False)
@@ -24,7 +27,9 @@ class GatewayState:
     canonical: dict[str, str]
     keys: KeyStore
     metrics: GatewayMetrics
-    strategy: RoutingStrategy = field(default_factory=LeastOutstanding)
+    # One strategy per pool, from its model's ``routing`` (kept across reloads while the
+    # setting stays, so the prefix strategy keeps what it learned).
+    strategies: dict[str, tuple[RoutingConfig, RoutingStrategy]] = field(default_factory=dict)
     session: aiohttp.ClientSession = field(init=False)
     timeout: aiohttp.ClientTimeout = field(init=False)
     # Called with the new config after ``apply_config`` (limits, shedding... re-read theirs).
@@ -44,10 +49,42 @@ class GatewayState:
                 for u in m.upstreams
             ]
             pools[m.name] = ModelPool(
-                m.name, m.upstream_name, m.kind, replicas, local=m.embedder is not None
-            )
+                m.name, m.upstream_name, m.kind, replicas, local=m.embedder is not None,
+                cold_start_s=m.cold_start_timeout_s,
+            )  # fmt: skip
         metrics = GatewayMetrics()
-        return cls(config, pools, canonical, KeyStore(config.auth, canonical), metrics)
+        state = cls(config, pools, canonical, KeyStore(config.auth, canonical), metrics)
+        state._routing_from(config)
+        metrics.registry.register(PrefixRoutingCollector(state.routing_strategies))
+        return state
+
+    def routing_strategies(self) -> list[tuple[str, RoutingStrategy]]:
+        return [(name, s) for name, (_, s) in self.strategies.items()]
+
+    def _routing_from(self, config: GatewayConfig) -> None:
+        old = self.strategies
+        self.strategies = {}
+        for m in config.models:
+            if m.name not in self.pools:
+                continue
+            kept = old.get(m.name)
+            if kept is not None and kept[0] == m.routing:
+                self.strategies[m.name] = kept
+            else:
+                self.strategies[m.name] = (m.routing, make_strategy(m.routing))
+            strategy = self.strategies[m.name][1]
+            if isinstance(strategy, PrefixAware):
+                strategy.forget(self.pools[m.name].replicas)
+
+    def strategy_for(self, model: str) -> RoutingStrategy:
+        return self.strategies[model][1]
+
+    def prefix_routed(self) -> list[Replica]:
+        """Replicas whose model routes by prefix: the engine-stats poller watches these."""
+        return [
+            r for name, (_, s) in self.strategies.items() if isinstance(s, PrefixAware)
+            for r in self.pools[name].replicas
+        ]  # fmt: skip
 
     def open_session(self) -> None:
         """One client session for the process lifetime (created inside the running loop)."""
@@ -119,6 +156,7 @@ class GatewayState:
                     changes["restart_needed"].append(f"model {m.name} (engine)")
                     continue
                 pools[m.name] = old  # a local engine's replicas stay as they are
+                old.cold_start_s = m.cold_start_timeout_s
             else:
                 by_url = {r.url: r for r in old.replicas} if old is not None else {}
                 replicas = []
@@ -135,10 +173,12 @@ class GatewayState:
                     changes["removed"].append(f"{m.name} {url}")
                 if old is None:
                     pools[m.name] = ModelPool(
-                        m.name, m.upstream_name, m.kind, replicas, local=m.embedder is not None
-                    )
+                        m.name, m.upstream_name, m.kind, replicas, local=m.embedder is not None,
+                        cold_start_s=m.cold_start_timeout_s,
+                    )  # fmt: skip
                 else:
                     old.upstream_name, old.kind, old.replicas = m.upstream_name, m.kind, replicas
+                    old.cold_start_s = m.cold_start_timeout_s
                     pools[m.name] = old
             for n in (m.name, *m.aliases):
                 canonical[n] = m.name
@@ -147,6 +187,7 @@ class GatewayState:
         for name in pools.keys() - self.pools.keys():
             changes["added"].append(name)
         self.pools, self.canonical = pools, canonical
+        self._routing_from(new)
         self.keys.load(new.auth, canonical)
         new._source = self.config._source
         self.config = new

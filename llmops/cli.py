@@ -15,12 +15,13 @@ from prompts.cli import app as prompts_app
 from retrieval.cli import app as retrieval_app
 from rollout.cli import ab_app, promote
 
-# Command groups whose module may fail to import on a slim install: (name, module, extra, help).
-# They are listed whatever happens, and using one that could not load says why.
+# Command groups whose module may fail to import on a slim install:
+# (name, "module:attribute", extra, help). They are listed whatever happens, and using one that
+# could not load says why.
 OPTIONAL_GROUPS = [
-    ("eval", "evals.cli", "evals", "Evals that gate promotion: run suites, compare git refs."),
-    ("monitor", "monitor.cli", "observability", "Monitor live traffic: drift, online quality."),
-    ("retrieval", "evals.retrieval_cli", "evals", "Tune how collections are searched."),
+    ("eval", "evals.cli:app", "evals", "Evals that gate promotion: run suites, compare git refs."),
+    ("monitor", "monitor.cli:app", "observability", "Monitor live traffic: drift, online quality."),
+    ("retrieval", "evals.cli:retrieval_app", "evals", "Tune how collections are searched."),
 ]
 
 
@@ -64,7 +65,8 @@ def build_app() -> typer.Typer:
         app.registered_commands.append(cmd)
     for name, module, extra, help_text in OPTIONAL_GROUPS:
         try:
-            group = importlib.import_module(module).app
+            module_name, _, attr = module.partition(":")
+            group = getattr(importlib.import_module(module_name), attr)
         except ImportError as exc:
             _add_unavailable(app, name, extra, help_text, exc)
         else:

@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
-import aiohttp
-
+from gateway import _engine_stats as engine_stats
 from gateway._context import RequestContext
 from gateway._errors import GatewayError
 from gateway._limits_config import SheddingConfig
@@ -26,8 +24,6 @@ from gateway._replicas import ModelPool, Replica
 from gateway._state import GatewayState
 
 log = logging.getLogger("llmops.gateway.shedding")
-
-_WAITING = re.compile(rb"^vllm:num_requests_waiting(?:\{[^}]*\})?\s+([0-9.eE+-]+)", re.M)
 
 
 @dataclass(eq=False, slots=True)
@@ -154,22 +150,7 @@ class Shedder:
             del self.waiting[r]
 
     async def _scrape(self, r: Replica) -> None:
-        headers = {"authorization": f"Bearer {r.api_key}"} if r.api_key else None
-        try:
-            async with self.state.session.get(
-                r.url + "/metrics",
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.cfg.scrape_timeout_s),
-            ) as resp:
-                if resp.status != 200:
-                    self.waiting.pop(r, None)
-                    return
-                body = await resp.content.read(8 << 20)
-        except (aiohttp.ClientError, TimeoutError):
-            self.waiting.pop(r, None)
-            return
-        values = [float(m) for m in _WAITING.findall(body)]
-        if values:
-            self.waiting[r] = int(sum(values))
+        if await engine_stats.scrape(self.state.session, r, self.cfg.scrape_timeout_s):
+            self.waiting[r] = r.waiting
         else:
             self.waiting.pop(r, None)

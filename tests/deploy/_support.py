@@ -11,6 +11,7 @@ fails, so a CI machine without the tool cannot pass silently. No test here calls
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -31,6 +32,8 @@ DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
 COMPOSE_DIR = DEPLOY / "compose"
 IMAGES = DEPLOY / "images"
+# CustomResourceDefinitions of the custom kinds the manifests use, vendored from their projects.
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 # What CI renders: every overlay, plus the base on its own.
 KUSTOMIZATIONS = ("base", "overlays/gpu", "overlays/cpu-dev")
@@ -101,6 +104,54 @@ def render(kustomization: str) -> list[Doc]:
         assert docs, f"{kustomization} rendered nothing"
         _RENDERED[kustomization] = docs
     return _RENDERED[kustomization]
+
+
+@functools.cache
+def crd_schemas() -> dict[tuple[str, str], Doc]:
+    """(apiVersion, kind) -> openAPIV3Schema of every version of the CRDs in ``schemas/``."""
+    found = {}
+    for path in sorted(SCHEMAS.glob("*.yaml")):
+        for crd in yaml.safe_load_all(path.read_text()):
+            if not crd or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = crd["spec"]
+            for version in spec["versions"]:
+                key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                found[key] = _strict(version["schema"]["openAPIV3Schema"])
+    return found
+
+
+def _strict(schema: Any) -> Any:
+    """The schema with unknown fields refused wherever it lists the properties, as the API
+    server does under kubectl's default strict field validation (it would otherwise prune a
+    misspelt field silently)."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) for k, v in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def custom_resource_errors(doc: Doc) -> list[str] | None:
+    """Errors of a custom resource against its vendored CRD's schema (``jsonschema``, strict
+    as above; CEL rules are not evaluated); None when no CRD in ``schemas/`` defines its kind."""
+    schema = crd_schemas().get((doc.get("apiVersion", ""), doc.get("kind", "")))
+    if schema is None:
+        return None
+    jsonschema = require_module("jsonschema", "pip install -e '.[test]'")
+    validator = jsonschema.Draft4Validator(schema)
+    name = f"{doc['kind']}/{doc.get('metadata', {}).get('name')}"
+    return [
+        f"{name} at {'/'.join(str(p) for p in e.absolute_path)}: {e.message}"
+        for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.path)))
+    ]
 
 
 def pod_spec(doc: Doc) -> Doc | None:

@@ -163,7 +163,7 @@ def test_new_collection_is_dense_with_measured_bm25_length(tmp_path: Path, embed
 
 
 def test_tune_records_the_mode_search_then_uses(tmp_path: Path, embedder) -> None:
-    from evals.retrieval_cli import app
+    from evals.cli import retrieval_app as app
 
     store = StoreConfig(path=str(tmp_path / "edge"))
     r = Retriever(RetrievalConfig(home=tmp_path, store=store), embedder=embedder)
