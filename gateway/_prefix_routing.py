@@ -152,36 +152,46 @@ class PrefixAware:
         self, replicas: Sequence[Replica], blocks: Sequence[int], exclude: Collection[Replica] = ()
     ) -> Replica | None:
         now = time.monotonic()
-        candidates = [r for r in replicas if r.available(now) and r not in exclude]
-        if not candidates:
-            return None
-        if not blocks:
-            return self.fallback.choose(candidates)
         fresh = now - STATS_TTL_FACTOR * self.cfg.scrape_interval_s
-        loads = [r.in_flight + (r.waiting if r.stats_at >= fresh else 0) for r in candidates]
-        least = min(loads)
-        gap = self.cfg.max_load_gap
-        penalty = self.cfg.load_weight / (gap + 1)
-        n = len(blocks)
+        # One pass: the candidates, their load, and what each holds of the prompt.
+        rows: list[tuple[Replica, int, int]] = []
+        least = -1
+        first = blocks[0] if blocks else None
+        indexes = self.indexes
+        for r in replicas:
+            if not r.available(now) or r in exclude:
+                continue
+            load = r.in_flight + (r.waiting if r.stats_at >= fresh else 0)
+            if least < 0 or load < least:
+                least = load
+            idx = indexes.get(r)
+            held = 0
+            if idx is not None and first in idx.blocks:
+                if not (r.stats_at >= fresh and r.kv_usage >= KV_FULL):
+                    held = idx.matched(blocks)
+            rows.append((r, load, held))
+        if not rows:
+            return None
         best: Replica | None = None
-        best_score = 0.0
         best_matched = 0
-        for r, load in zip(candidates, loads, strict=True):
-            if load > least + gap or (r.stats_at >= fresh and r.kv_usage >= KV_FULL):
-                continue
-            idx = self.indexes.get(r)
-            matched = idx.matched(blocks) if idx is not None else 0
-            if not matched:
-                continue
-            score = matched / n - penalty * (load - least)
-            if best is None or score > best_score:
-                best, best_score, best_matched = r, score, matched
-        if best is None or best_score <= 0:
-            best, best_matched = self.fallback.choose(candidates), 0
+        if first is not None:
+            gap = self.cfg.max_load_gap
+            penalty = self.cfg.load_weight / (gap + 1)
+            n = len(blocks)
+            best_score = 0.0
+            for r, load, held in rows:
+                if held and load <= least + gap:
+                    score = held / n - penalty * (load - least)
+                    if score > best_score:
+                        best, best_score, best_matched = r, score, held
+        if best is None:
+            best = self.fallback.choose([row[0] for row in rows])
+            best_matched = 0
         assert best is not None
-        self.index(best).add(blocks)
-        self.matched_blocks += best_matched
-        self.routed_blocks += n
+        if first is not None:
+            self.index(best).add(blocks)
+            self.matched_blocks += best_matched
+            self.routed_blocks += len(blocks)
         return best
 
 

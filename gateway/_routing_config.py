@@ -32,7 +32,7 @@ class RoutingConfig(BaseModel):
         "of the least loaded one.",
     )  # fmt: skip
     scrape_interval_s: float = Field(1.0, gt=0, le=60, description="vLLM /metrics poll period.")
-    scrape_timeout_s: float = Field(0.5, gt=0, le=30)
+    scrape_timeout_s: float = Field(2.0, gt=0, le=30, description="A busy engine answers late.")
 
     @model_validator(mode="before")
     @classmethod
