@@ -41,6 +41,10 @@ class GuardConfig(_Strict):
     max_p95_latency_ratio: float = Field(
         1.5, gt=1, description="Allowed p95 latency of a variant over the baseline's."
     )
+    min_p95_latency_increase_s: float = Field(
+        0.05, ge=0, description="A latency breach also needs the p95 this much above the "
+        "baseline's: a few milliseconds of scheduling noise are no regression.",
+    )  # fmt: skip
 
     @property
     def interval_s(self) -> float:

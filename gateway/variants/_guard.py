@@ -39,8 +39,8 @@ class GuardVerdict:
 
 def judge(cfg: GuardConfig, variant: Tally, baseline: Tally) -> GuardVerdict:
     """Breach when the variant's error rate exceeds the baseline's by more than the margin, or
-    its p95 latency exceeds the baseline's by more than the ratio, each with at least
-    ``min_requests`` of the variant in the window.
+    its p95 latency exceeds the baseline's by more than the ratio and the absolute floor, each
+    with at least ``min_requests`` of the variant in the window.
 
     A baseline with fewer requests than that (a variant promoted to most of the traffic) is
     read as error-free and its latency as unknown: the error margin then caps the variant's own
@@ -71,12 +71,16 @@ def judge(cfg: GuardConfig, variant: Tally, baseline: Tally) -> GuardVerdict:
             f"(allowed +{cfg.max_error_rate_increase:.1%}) over {variant.n} requests",
         )
     if base_known and p95 is not None and base_p95 is not None:
-        if p95 > base_p95 * cfg.max_p95_latency_ratio:
+        if (
+            p95 > base_p95 * cfg.max_p95_latency_ratio
+            and p95 - base_p95 > cfg.min_p95_latency_increase_s
+        ):
             return verdict(
                 "breach",
                 "latency",
                 f"p95 latency {p95 * 1000:.0f} ms vs baseline {base_p95 * 1000:.0f} ms "
-                f"(allowed x{cfg.max_p95_latency_ratio:g})",
+                f"(allowed x{cfg.max_p95_latency_ratio:g}, at least "
+                f"+{cfg.min_p95_latency_increase_s * 1000:.0f} ms)",
             )
     if not base_known:
         return verdict(
