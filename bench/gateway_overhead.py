@@ -402,6 +402,28 @@ def run_wrk(
     return res
 
 
+def alternating_rounds(
+    gateways: dict[str, tuple[str, int]],
+    body_file: Path,
+    concurrency: int,
+    seconds: float,
+    rounds: int,
+) -> dict[str, list[float]]:
+    """CPU ms per request of each gateway (name -> (URL, pid)), one wrk run each per round,
+    the gateways taking turns so that a machine's drift hits them alike."""
+    cpu: dict[str, list[float]] = {}
+    width = max(map(len, gateways), default=0)
+    for r in range(rounds):
+        for name, (url, pid) in gateways.items():
+            res = run_wrk(url + "/v1/chat/completions", body_file, concurrency, seconds, pid)
+            if res.errors:
+                print(f"warning: {name}: {res.errors} errors {res.error_detail}")
+            cpu.setdefault(name, []).append(res.cpu_ms_per_request or 0.0)
+            print(f"round {r + 1} {name:{width}s}: {res.cpu_ms_per_request:.3f} ms CPU/request, "
+                  f"{res.rps:.0f} req/s", flush=True)  # fmt: skip
+    return cpu
+
+
 async def first_chunk_ms(host: str, port: int, body: bytes, samples: int) -> list[float]:
     """Sequential streaming requests on one keep-alive connection: ms to the first body byte.
 

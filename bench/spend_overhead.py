@@ -34,6 +34,7 @@ from bench.gateway_overhead import (
     ROOT,
     STREAM_MODEL,
     Variant,
+    alternating_rounds,
     chat_post,
     chat_request,
     cpu_seconds,
@@ -90,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skip spend_overhead: {', '.join(missing)} missing "
               "(bash scripts/system_deps.sh bench)")  # fmt: skip
         return 0
-    cpu: dict[str, list[float]] = {}
     spent: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="llmops-bench-spend-") as tmp, ExitStack() as st:
         work = Path(tmp)
@@ -116,15 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 assert r.status == 200, name
             run_wrk(url + "/v1/chat/completions", body_file, args.concurrency, args.warmup, pid)
         r0 = cpu_seconds(redis.pid)
-        for r in range(args.rounds):
-            for name, (url, pid) in gateways.items():
-                res = run_wrk(url + "/v1/chat/completions", body_file, args.concurrency,
-                              args.duration, pid)  # fmt: skip
-                if res.errors:
-                    print(f"warning: {name}: {res.errors} errors {res.error_detail}")
-                cpu.setdefault(name, []).append(res.cpu_ms_per_request or 0.0)
-                print(f"round {r + 1} {name:6s}: {res.cpu_ms_per_request:.3f} ms CPU/request, "
-                      f"{res.rps:.0f} req/s", flush=True)  # fmt: skip
+        cpu = alternating_rounds(gateways, body_file, args.concurrency, args.duration,
+                                 args.rounds)  # fmt: skip
         redis_s = cpu_seconds(redis.pid) - r0
         time.sleep(1.5)  # the ledgers' last flush
         for name in ("memory", "redis"):

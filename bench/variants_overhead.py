@@ -32,6 +32,7 @@ from bench.gateway_overhead import (
     ROOT,
     STREAM_MODEL,
     Variant,
+    alternating_rounds,
     chat_request,
     free_port,
     gateway_config,
@@ -128,7 +129,6 @@ def main(argv: list[str] | None = None) -> int:
             f"skip the CPU part: {', '.join(missing)} missing (bash scripts/system_deps.sh bench)"
         )
     else:
-        cpu: dict[str, list[float]] = {}
         with tempfile.TemporaryDirectory(prefix="llmops-bench-variants-") as tmp, ExitStack() as st:
             work = Path(tmp)
             json_url, sse_url = st.enter_context(nginx_upstream(work))
@@ -144,15 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 gateways[name] = st.enter_context(gateway_process(cfg, d, ""))
                 url, pid = gateways[name]
                 run_wrk(url + "/v1/chat/completions", body_file, args.concurrency, args.warmup, pid)
-            for r in range(args.rounds):
-                for name, (url, pid) in gateways.items():
-                    res = run_wrk(url + "/v1/chat/completions", body_file, args.concurrency,
-                                  args.duration, pid)  # fmt: skip
-                    if res.errors:
-                        print(f"warning: {name}: {res.errors} errors {res.error_detail}")
-                    cpu.setdefault(name, []).append(res.cpu_ms_per_request or 0.0)
-                    print(f"round {r + 1} {name:8s}: {res.cpu_ms_per_request:.3f} ms CPU/request,"
-                          f" {res.rps:.0f} req/s", flush=True)  # fmt: skip
+            cpu = alternating_rounds(gateways, body_file, args.concurrency, args.duration,
+                                     args.rounds)  # fmt: skip
         med = {n: statistics.median(c) for n, c in cpu.items()}
     lines = ["# Model variants (bench/variants_overhead.py)", "",
              "| measure | result | target |", "|---|---|---|"]  # fmt: skip
