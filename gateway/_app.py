@@ -125,14 +125,11 @@ class GatewayApp:
                 if asyncio.iscoroutine(res):
                     await res
             tasks.append(asyncio.create_task(health_loop(st), name="health-checks"))
-            prefix = [m.routing for m in self.config.models if m.routing.strategy == "prefix"]
-            if prefix:
-                poll = engine_stats.poll(
-                    st.session, st.prefix_routed,
-                    interval_s=min(c.scrape_interval_s for c in prefix),
-                    timeout_s=min(c.scrape_timeout_s for c in prefix),
-                )  # fmt: skip
-                tasks.append(asyncio.create_task(poll, name="engine-stats"))
+            # One /metrics poller for every consumer (prefix routing here, load shedding
+            # registers its own want): each replica is scraped once per round.
+            poller = engine_stats.poller_for(st)
+            poller.want("routing", self._routing_wants)
+            tasks.append(asyncio.create_task(poller.run(st.session), name="engine-stats"))
             yield
         finally:
             for t in tasks:
@@ -144,6 +141,17 @@ class GatewayApp:
                         await res
             await self._stop_engines()
             await st.session.close()
+
+    def _routing_wants(self) -> engine_stats.Want | None:
+        """Prefix-routed replicas, at the shortest interval their models' routing asks for."""
+        prefix = [m.routing for m in self.config.models if m.routing.strategy == "prefix"]
+        if not prefix:
+            return None
+        return engine_stats.Want(
+            self.state.prefix_routed(),
+            min(c.scrape_interval_s for c in prefix),
+            min(c.scrape_timeout_s for c in prefix),
+        )
 
     async def _start_engines(self) -> None:
         wanted = [m for m in self.config.models if m.engine is not None and not m.upstreams]

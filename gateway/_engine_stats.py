@@ -1,7 +1,8 @@
 """What vLLM says about its own load, read from each replica's ``/metrics``: requests waiting
 and running, KV cache usage, and the KV capacity in tokens (``vllm:cache_config_info``).
 
-Routing (the prefix strategy) and load shedding read these; one parser serves both. A replica
+Routing (the prefix strategy) and load shedding read these; one parser and one poller serve
+both (one scrape per replica per interval, however many consumers). A replica
 whose metrics cannot be read keeps no stale numbers: its stats are cleared, and the readers
 fall back to what the gateway counts itself (requests in flight).
 """
@@ -12,7 +13,9 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -89,30 +92,85 @@ async def scrape(session: aiohttp.ClientSession, replica: Replica, timeout_s: fl
     return parse(body, replica)
 
 
-async def poll(
-    session: aiohttp.ClientSession,
-    targets: Callable[[], Iterable[Replica]],
-    *,
-    interval_s: float,
-    timeout_s: float,
-) -> None:
-    """Scrape the replicas ``targets()`` names (read each round, so reloads are followed) every
-    ``interval_s``. A replica whose metrics cannot be read is logged once until it can be."""
-    unreadable: set[str] = set()
-    while True:
-        current = list(targets())
-        results = await asyncio.gather(
-            *(scrape(session, r, timeout_s) for r in current), return_exceptions=True
+@dataclass(frozen=True, slots=True)
+class Want:
+    """What one consumer asks of the poller this round: these replicas, this often."""
+
+    replicas: list[Replica]
+    interval_s: float
+    timeout_s: float
+
+
+IDLE_S = 1.0  # how often an idle poller looks again for a consumer (a reload may add one)
+
+
+class Poller:
+    """The one scrape loop of a gateway. Routing and load shedding both read vLLM's load, so
+    each registers what it wants and every replica is scraped once a round, at the shortest
+    interval anyone asks for, instead of once per consumer on schedules of their own."""
+
+    def __init__(self) -> None:
+        self.consumers: dict[str, Callable[[], Want | None]] = {}
+
+    def want(self, name: str, fn: Callable[[], Want | None]) -> None:
+        """Register (or replace) a consumer; ``fn`` is read each round, so reloads follow."""
+        self.consumers[name] = fn
+
+    def merged(self) -> Want | None:
+        """The union of the replicas wanted, the shortest interval and timeout; None if idle."""
+        wants: list[Want] = []
+        for name, fn in list(self.consumers.items()):
+            try:
+                w = fn()
+            except Exception:  # one consumer's bug must not stop the others' stats
+                log.exception("engine stats consumer %s failed", name)
+                continue
+            if w is not None:
+                wants.append(w)
+        if not wants:
+            return None
+        seen: dict[int, Replica] = {}
+        for w in wants:
+            for r in w.replicas:
+                seen.setdefault(id(r), r)
+        return Want(
+            list(seen.values()),
+            min(w.interval_s for w in wants),
+            min(w.timeout_s for w in wants),
         )
-        for r, ok in zip(current, results, strict=True):
-            if ok is True:
-                unreadable.discard(r.url)
-            elif r.url not in unreadable:
-                unreadable.add(r.url)
-                log.warning(
-                    "no vLLM metrics from %s (%s): routing uses the gateway's own in-flight "
-                    "count for it",
-                    r.url,
-                    ok if isinstance(ok, BaseException) else "unreachable or no vllm: series",
-                )
-        await asyncio.sleep(interval_s)
+
+    async def run(self, session: aiohttp.ClientSession) -> None:
+        """Scrape what ``merged()`` names, round after round. A replica whose metrics cannot
+        be read is logged once until it can be."""
+        unreadable: set[str] = set()
+        while True:
+            w = self.merged()
+            if w is None:
+                await asyncio.sleep(IDLE_S)
+                continue
+            results = await asyncio.gather(
+                *(scrape(session, r, w.timeout_s) for r in w.replicas), return_exceptions=True
+            )
+            for r, ok in zip(w.replicas, results, strict=True):
+                if ok is True:
+                    unreadable.discard(r.url)
+                elif r.url not in unreadable:
+                    unreadable.add(r.url)
+                    log.warning(
+                        "no vLLM metrics from %s (%s): routing and load shedding use the "
+                        "gateway's own in-flight count for it",
+                        r.url,
+                        ok if isinstance(ok, BaseException) else "unreachable or no vllm: series",
+                    )
+            await asyncio.sleep(w.interval_s)
+
+
+_POLLERS: weakref.WeakKeyDictionary[object, Poller] = weakref.WeakKeyDictionary()
+
+
+def poller_for(owner: object) -> Poller:
+    """The poller of one gateway (keyed by its state), so consumers built apart share it."""
+    p = _POLLERS.get(owner)
+    if p is None:
+        p = _POLLERS[owner] = Poller()
+    return p

@@ -4,7 +4,8 @@ A model takes ``replica_capacity`` requests in flight per available replica (a r
 vLLM queue, ``vllm:num_requests_waiting``, is above ``max_waiting`` counts as full). Beyond
 that, up to ``queue_size`` requests wait in FIFO order for a slot, at most
 ``queue_timeout_s``; everything else gets 503 with Retry-After at once. So memory and
-waiting time stay bounded whatever the offered load.
+waiting time stay bounded whatever the offered load. vLLM's queue lengths are read by the
+gateway's one ``/metrics`` poller (``gateway._engine_stats``), which routing shares.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from gateway import _engine_stats as engine_stats
 from gateway._context import RequestContext
 from gateway._errors import GatewayError
 from gateway._limits_config import SheddingConfig
-from gateway._replicas import ModelPool, Replica
+from gateway._replicas import ModelPool
 from gateway._state import GatewayState
 
 log = logging.getLogger("llmops.gateway.shedding")
@@ -40,9 +41,16 @@ class Shedder:
         self.state = state
         self.cfg = cfg
         self.gates: dict[str, _Gate] = {}
-        self.waiting: dict[Replica, int] = {}  # scraped vLLM queue lengths
         self.shed_total = 0
         self.reconfigure(cfg)
+        # vLLM's queue lengths come from the gateway's one /metrics poller, shared with routing.
+        engine_stats.poller_for(state).want("shedding", self._wants)
+
+    def _wants(self) -> engine_stats.Want | None:
+        if not self.cfg.max_waiting:
+            return None
+        replicas = [r for g in self.gates.values() for r in g.pool.replicas]
+        return engine_stats.Want(replicas, self.cfg.scrape_interval_s, self.cfg.scrape_timeout_s)
 
     def reconfigure(self, cfg: SheddingConfig) -> None:
         self.cfg = cfg
@@ -64,7 +72,7 @@ class Shedder:
         limit = self.cfg.max_waiting
         n = 0
         for r in gate.pool.replicas:
-            if r.available(now) and not (limit and self.waiting.get(r, 0) > limit):
+            if r.available(now) and not (limit and r.waiting > limit):
                 n += 1
         return n * gate.capacity_per_replica
 
@@ -129,28 +137,12 @@ class Shedder:
     def queue_depth(self) -> dict[str, int]:
         return {n: len(g.waiters) for n, g in self.gates.items()}
 
-    # --- background: vLLM queue lengths, and waking waiters when capacity returns -----------
+    # --- background: waking waiters when capacity returns (a replica back up, a queue drained)
     async def run(self) -> None:
         interval = min(self.cfg.scrape_interval_s, 1.0)
-        next_scrape = 0.0
         while True:
             try:
-                if self.cfg.max_waiting and time.monotonic() >= next_scrape:
-                    next_scrape = time.monotonic() + self.cfg.scrape_interval_s
-                    await self.scrape_all()
                 self.wake_all()
             except Exception:  # never let the loop die
                 log.exception("shedding loop failed")
             await asyncio.sleep(interval)
-
-    async def scrape_all(self) -> None:
-        replicas = [r for g in self.gates.values() for r in g.pool.replicas]
-        await asyncio.gather(*(self._scrape(r) for r in replicas))
-        for r in [r for r in self.waiting if r not in replicas]:
-            del self.waiting[r]
-
-    async def _scrape(self, r: Replica) -> None:
-        if await engine_stats.scrape(self.state.session, r, self.cfg.scrape_timeout_s):
-            self.waiting[r] = r.waiting
-        else:
-            self.waiting.pop(r, None)

@@ -32,10 +32,12 @@ PY = sys.executable
 class SlowUpstream(FakeUpstream):
     """Extra modes: ``stall_headers`` (headers sent, then silence), ``stall_mid`` (two chunks,
     then silence). ``latency_s`` delays every answer; ``waiting`` is reported as
-    ``vllm:num_requests_waiting``; ``active``/``peak`` count concurrent requests."""
+    ``vllm:num_requests_waiting``; ``active``/``peak`` count concurrent requests and
+    ``metrics_hits`` the scrapes of ``/metrics``."""
 
     latency_s: float = 0.0
     waiting: int = 0
+    metrics_hits: int = 0
     active: int = 0
     peak: int = 0
 
@@ -73,6 +75,7 @@ class SlowUpstream(FakeUpstream):
         return resp
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        self.metrics_hits += 1
         text = (
             "# HELP vllm:num_requests_waiting Requests waiting.\n"
             "# TYPE vllm:num_requests_waiting gauge\n"
