@@ -91,7 +91,7 @@ def write_beir(tasks: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
 
 def main() -> None:
     from common import llmops_home
-    from evals._retrieval_tune import QueryMemo, choose, grid, load_judged, score_modes
+    from evals._retrieval_tune import choose, grid, load_judged, score_modes
     from retrieval import RetrievalConfig, Retriever, SearchConfig, StoreConfig, make_embedder
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -111,7 +111,9 @@ def main() -> None:
         store=StoreConfig(path=str(home / "bench" / "qdrant")),
         search=SearchConfig(prefetch_limit=args.chunks),
     )
-    retriever = Retriever(cfg, embedder=QueryMemo(make_embedder(cfg.embedder)))
+    size = max(cfg.embedder.query_cache_size, len(tasks))  # every mode's queries embedded once
+    embedder = make_embedder(cfg.embedder.model_copy(update={"query_cache_size": size}))
+    retriever = Retriever(cfg, embedder=embedder)
     t0 = time.perf_counter()
     report = retriever.ingest([str(docs_dir)], COLLECTION, prune=True)
     avg_len = retriever.collection_meta(COLLECTION).sparse.avg_len

@@ -227,7 +227,7 @@ def bench_store(n: int, tmp: Path, queries: int) -> dict[str, object]:
 
 def bench_query_embedding(queries: int) -> dict[str, float]:
     from retrieval import EmbedderConfig, SparseConfig
-    from retrieval._embedders import SentenceTransformerEmbedder
+    from retrieval._embedders import CachedQueryEmbedder, SentenceTransformerEmbedder
     from retrieval._sparse import Bm25Encoder
 
     emb = SentenceTransformerEmbedder(EmbedderConfig())
@@ -242,9 +242,20 @@ def bench_query_embedding(queries: int) -> dict[str, float]:
         t = time.perf_counter()
         bm25.query(q)
         sparse_t.append((time.perf_counter() - t) * 1000)
+    cached = CachedQueryEmbedder(emb, len(qs))
+    miss_t, hit_t = [], []
+    for times in (miss_t, hit_t):  # first pass fills the cache, the second hits it
+        for q in qs:
+            t = time.perf_counter()
+            cached.embed_query(q)
+            times.append((time.perf_counter() - t) * 1000)
+    miss, hit = statistics.median(miss_t), statistics.median(hit_t)
     return {
         "dense_query_embedding_p50_ms": round(statistics.median(dense_t), 2),
         "bm25_query_encoding_p50_ms": round(statistics.median(sparse_t), 3),
+        "query_cache_miss_p50_ms": round(miss, 2),
+        "query_cache_hit_p50_ms": round(hit, 4),
+        "query_cache_miss_over_hit": round(miss / hit, 0),
     }
 
 

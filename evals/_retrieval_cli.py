@@ -68,7 +68,6 @@ def tune(
 
     from common import cli_console
     from evals._retrieval_tune import (
-        QueryMemo,
         TuneError,
         choose,
         grid,
@@ -90,7 +89,11 @@ def tune(
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     quiet_model_loading()
-    retriever = Retriever(cfg, embedder=QueryMemo(make_embedder(cfg.embedder)))
+    # Every mode searches the same queries: the query cache holds them all, so each is
+    # embedded once.
+    size = max(cfg.embedder.query_cache_size, len(judged.queries))
+    embedder = make_embedder(cfg.embedder.model_copy(update={"query_cache_size": size}))
+    retriever = Retriever(cfg, embedder=embedder)
     try:
         with err.status(f"scoring {len(grid())} modes on {len(judged.queries)} queries"):
             scores = score_modes(retriever, collection, judged, candidates=grid(), depth=depth,

@@ -113,23 +113,6 @@ def load_judged(queries: Path, qrels: Path) -> Judged:
     return Judged(judged, {q: relevant[q] for q in judged})
 
 
-class QueryMemo:
-    """An embedder that embeds each query once: every mode compared searches the same queries
-    (documents pass through)."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.name, self.dim, self.max_tokens = inner.name, inner.dim, inner.max_tokens
-        self.count_tokens = inner.count_tokens
-        self.embed_documents = inner.embed_documents
-        self._memo: dict[str, Any] = {}
-
-    def embed_query(self, text: str) -> Any:
-        if text not in self._memo:
-            self._memo[text] = self._inner.embed_query(text)
-        return self._memo[text]
-
-
 def document_id(id_field: str | None) -> Callable[[Hit], str]:
     """Chunk hits name their document by a metadata field, or by the file's name without its
     suffix (one file per corpus document, named by its id)."""

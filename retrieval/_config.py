@@ -20,14 +20,26 @@ corpus; dense alone is the mode that never loses badly, so it is the default unt
 ``llmops retrieval tune`` measures a better one on judged queries."""
 
 DEFAULT_MODEL = DEFAULT_EMBEDDING_MODEL
-_COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}(@v[0-9]{1,9})?$")
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 def validate_collection_name(name: str) -> str:
-    """Collection names become folder names on the embedded engine, so keep them path-safe."""
+    """Collection names become folder names on the embedded engine, so keep them path-safe.
+    A versioned collection is ``NAME@vN`` (``kb@v3``), served behind the alias ``NAME``."""
     if not _COLLECTION_RE.match(name) or ".." in name:
         raise ValueError(
-            f"invalid collection name {name!r}: use letters, digits, '_', '-', '.' (max 63)"
+            f"invalid collection name {name!r}: use letters, digits, '_', '-', '.' (max 63), "
+            "optionally followed by a version '@vN'"
+        )
+    return name
+
+
+def validate_alias_name(name: str) -> str:
+    """Aliases name what clients search (``kb``); the versions behind them carry ``@vN``."""
+    if not _ALIAS_RE.match(name) or ".." in name:
+        raise ValueError(
+            f"invalid alias name {name!r}: use letters, digits, '_', '-', '.' (max 63)"
         )
     return name
 
@@ -59,6 +71,8 @@ class EmbedderConfig(_Model):
     tokenizer: str | None = None
     """Local tokenizer folder used to count tokens for an upstream model (else ~4 chars/token)."""
     timeout_s: float = 60.0
+    query_cache_size: int = Field(default=4096, ge=0)
+    """Query vectors kept in an in-process LRU keyed by (model, exact text); 0 disables."""
 
 
 class StoreConfig(_Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -156,8 +157,79 @@ class OpenAIEmbedder(_Described):
         return self.embed_documents([text])[0]
 
 
+class CachedQueryEmbedder:
+    """Any embedder with a bounded, thread-safe LRU of query vectors keyed by (model name, exact
+    text): repeated searches (dashboards, retrying agents, eval runs) skip the model, which is
+    most of a search's latency. Documents pass through uncached (ingest rarely repeats a chunk).
+    Cached vectors are read-only, so a caller cannot corrupt what later callers get."""
+
+    def __init__(self, inner: Embedder, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"query cache size must be >= 1, got {size}")
+        self.inner = inner
+        self.size = size
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self.inner.max_tokens
+
+    def __getattr__(self, attr: str) -> Any:
+        # Only called for attributes not found here: `model` (the gateway decodes token ids
+        # with its tokenizer) and whatever else an inner embedder exposes.
+        if attr in ("inner", "_cache", "_lock"):  # not set yet (copy, pickle): no recursion
+            raise AttributeError(attr)
+        return getattr(self.inner, attr)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.inner.count_tokens(texts)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        key = (self.inner.name, text)
+        with self._lock:
+            vec = self._cache.get(key)
+            if vec is not None:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+                return vec
+            self.cache_misses += 1
+        # Embed outside the lock: other threads' hits must not wait on the model. Two threads
+        # missing the same text both embed it; the second store is a harmless overwrite.
+        import numpy as np
+
+        vec = np.array(self.inner.embed_query(text), copy=True)
+        vec.setflags(write=False)
+        with self._lock:
+            self._cache[key] = vec
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        return vec
+
+
 def make_embedder(config: EmbedderConfig) -> Embedder:
-    """Build the embedder a config names (loads the model now)."""
-    if config.kind == "openai":
-        return OpenAIEmbedder(config)
-    return SentenceTransformerEmbedder(config)
+    """Build the embedder a config names (loads the model now), with the query cache unless
+    ``query_cache_size`` is 0."""
+    inner: Embedder = (
+        OpenAIEmbedder(config) if config.kind == "openai" else SentenceTransformerEmbedder(config)
+    )
+    if config.query_cache_size == 0:
+        return inner
+    return CachedQueryEmbedder(inner, config.query_cache_size)
