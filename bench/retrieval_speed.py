@@ -23,6 +23,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -133,7 +134,7 @@ def bench_store(n: int, tmp: Path, queries: int) -> dict[str, object]:
     root = tmp / "edge100k"
     rss0 = rss_mb()
     store = EdgeStore(root)
-    store.create_collection("big", CollectionMeta(model="synthetic", dim=384))
+    store.create_collection("big@v1", CollectionMeta(model="synthetic", dim=384))
     t0 = time.perf_counter()
     batch = 1000
     pos = 0
@@ -164,18 +165,18 @@ def bench_store(n: int, tmp: Path, queries: int) -> dict[str, object]:
                 "text": text,
             }
             pts.append(PointData(pid, vecs[i].tolist(), Sparse(ids.tolist(), values), payload))
-        store.upsert("big", pts)
+        store.upsert("big@v1", pts)
     upsert_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    store.optimize("big")
+    store.optimize("big@v1")
     optimize_s = time.perf_counter() - t1
     rss_built = rss_mb()
     store.close()
-    disk = du_mb(root / "big")
-    disk_wal = du_mb(root / "big" / "shard" / "wal")
+    disk = du_mb(root / "big@v1")
+    disk_wal = du_mb(root / "big@v1" / "shard" / "wal")
     rss1 = rss_mb()
     store = EdgeStore(root)
-    store.count("big")  # opens the shard
+    store.count("big@v1")  # opens the shard
     rss_loaded = rss_mb() - rss1
 
     def lat(plan_factory) -> dict[str, float]:
@@ -183,7 +184,7 @@ def bench_store(n: int, tmp: Path, queries: int) -> dict[str, object]:
         for _ in range(queries):
             plan = plan_factory()
             t = time.perf_counter()
-            store.query("big", plan)
+            store.query("big@v1", plan)
             times.append((time.perf_counter() - t) * 1000)
         times.sort()
         return {
@@ -201,7 +202,7 @@ def bench_store(n: int, tmp: Path, queries: int) -> dict[str, object]:
 
     flt = ComparisonFilter(type="eq", key="source", value="/docs/file42.md")
     for _ in range(20):  # warm caches
-        store.query("big", QueryPlan(mode="dense", limit=10, dense=dense()))
+        store.query("big@v1", QueryPlan(mode="dense", limit=10, dense=dense()))
     results = {
         "dense": lat(lambda: QueryPlan(mode="dense", limit=10, dense=dense())),
         "bm25": lat(lambda: QueryPlan(mode="sparse", limit=10, sparse=sparse())),
@@ -210,7 +211,8 @@ def bench_store(n: int, tmp: Path, queries: int) -> dict[str, object]:
             lambda: QueryPlan(mode="dense", limit=10, dense=dense(), filter=flt)
         ),
     }
-    info_points = store.count("big")
+    info_points = store.count("big@v1")
+    switch = bench_alias_switch(store, rng, dense, queries)
     store.close()
     del qe
     return {
@@ -222,6 +224,71 @@ def bench_store(n: int, tmp: Path, queries: int) -> dict[str, object]:
         "disk_wal_mb": round(disk_wal, 1),
         "rss_growth_while_building_mb": round(rss_built - rss0, 1),
         "rss_after_reopen_mb": round(rss_loaded, 1),
+        "alias_switch": switch,
+    }
+
+
+def bench_alias_switch(store: Any, rng: Any, dense: Any, queries: int) -> dict[str, object]:
+    """Four threads search the alias ``big`` while it switches between the 100k version and a
+    small one 50 times: the switch time, the searches that failed (the target is none), and
+    the cost of resolving an alias on each search (alias p50 against the collection's own)."""
+    import threading
+
+    from retrieval import CollectionMeta, switch_alias
+    from retrieval._sparse import Sparse
+    from retrieval._store import PointData, QueryPlan
+
+    store.create_collection("big@v2", CollectionMeta(model="synthetic", dim=384))
+    vecs = rng.standard_normal((2000, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    store.upsert("big@v2", [
+        PointData(f"00000000-0000-4000-9000-{i:012d}", vecs[i].tolist(), Sparse([1], [1.0]),
+                  {"source": f"/v2/{i}.md", "text": "v2"})
+        for i in range(len(vecs))
+    ])  # fmt: skip
+    store.optimize("big@v2")
+    switch_alias(store, "big", "big@v1")
+
+    def p50(name: str) -> float:
+        times = []
+        for _ in range(queries):
+            plan = QueryPlan(mode="dense", limit=10, dense=dense())
+            t = time.perf_counter()
+            store.query(name, plan)
+            times.append((time.perf_counter() - t) * 1000)
+        return round(statistics.median(times), 3)
+
+    direct, through = p50("big@v1"), p50("big")
+    done, failed, served = threading.Event(), [0], [0]
+
+    def search() -> None:
+        while not done.is_set():
+            try:
+                if not store.query("big", QueryPlan(mode="dense", limit=10, dense=dense())):
+                    failed[0] += 1
+                served[0] += 1
+            except Exception:
+                failed[0] += 1
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for t in threads:
+        t.start()
+    switch_ms = []
+    for k in range(50):
+        time.sleep(0.01)
+        switch_ms.append(switch_alias(store, "big", "big@v2" if k % 2 == 0 else "big@v1") * 1000)
+    done.set()
+    for t in threads:
+        t.join()
+    switch_ms.sort()
+    return {
+        "switches": len(switch_ms),
+        "switch_p50_ms": round(statistics.median(switch_ms), 3),
+        "switch_max_ms": round(switch_ms[-1], 3),
+        "searches_during_switches": served[0],
+        "failed_searches": failed[0],
+        "dense_p50_ms_direct": direct,
+        "dense_p50_ms_through_alias": through,
     }
 
 
@@ -287,12 +354,16 @@ def main() -> None:
     assert isinstance(ing, dict) and isinstance(st, dict)
     hybrid = st["query"]["hybrid_rrf"]["p50_ms"]  # type: ignore[index]
     dense = st["query"]["dense"]["p50_ms"]  # type: ignore[index]
+    sw = st["alias_switch"]
+    assert isinstance(sw, dict)
     print(
         f"\nSUMMARY ingest/bare throughput ratio: wall {ing['ratio_wall_median']}, "
         f"CPU {ing['ratio_cpu_median']} (target >= 0.9); "
         f"store p50 dense {dense} ms, hybrid {hybrid} ms (target <= 10 ms); "
         f"disk {st['disk_mb']} MB, RSS after reopen {st['rss_after_reopen_mb']} MB "
-        f"per {st['points']} chunks"
+        f"per {st['points']} chunks; alias switch max {sw['switch_max_ms']} ms (target < 100), "
+        f"{sw['failed_searches']} of {sw['searches_during_switches']} searches failed during "
+        f"{sw['switches']} switches"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

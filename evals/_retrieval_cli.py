@@ -1,11 +1,13 @@
-"""``llmops retrieval``: retrieval maintenance that needs judging (``tune``). It lives with the
-evals because it scores with their metrics and intervals; the store options are retrieval's."""
+"""``llmops retrieval``: retrieval maintenance that needs judging (``tune``, and ``rebuild``
+with its gate) and the aliases that versions are served behind (``versions``, ``alias``,
+``rollback``). It lives with the evals because it scores with their metrics and intervals;
+the store options are retrieval's."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -22,8 +24,11 @@ from retrieval.cli import (
     quiet_model_loading,
 )
 
+if TYPE_CHECKING:
+    from retrieval import Retriever
+
 app = typer.Typer(
-    help="Tune how collections are searched, on judged queries.",
+    help="Tune how collections are searched, and rebuild them as gated versions.",
     no_args_is_help=True,
     **typer_settings(),
 )
@@ -138,3 +143,210 @@ def _table(summary: dict) -> object:
     table.caption = (f"held-out nDCG@10 of the choosing: {ci(summary['held_out_ndcg@10'])}; "
                      f"* = recorded")  # fmt: skip
     return table
+
+
+def _store_retriever(
+    config: Path | None, backend: str | None, store_path: str | None, url: str | None
+) -> Retriever:
+    from retrieval import Retriever
+
+    return Retriever(config_from_options(config, backend, store_path, url, None, None, None))
+
+
+@app.command()
+def versions(
+    alias: Annotated[str, typer.Argument(help="Alias (the name clients search).")],
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    store_path: PathOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """List an alias's versions and the one it serves."""
+    from rich.markup import escape
+
+    from common import cli_console
+    from retrieval import RetrievalError, collection_versions
+
+    console, err = cli_console(), cli_console(stderr=True)
+    r = _store_retriever(config, backend, store_path, url)
+    try:
+        v = collection_versions(r.store, alias)
+        counts = {n: r.store.count(n) for n in v.versions + ([alias] if v.plain else [])}
+    except (RetrievalError, ValueError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    finally:
+        r.close()
+    if not counts:
+        err.print(f"[bold red]error:[/] no collection or version named {escape(alias)!r}")
+        raise typer.Exit(1)
+    for name, n in counts.items():
+        mark = " <- serving" if name == v.serving else (" (plain)" if name == alias else "")
+        console.print(f"{escape(name)}  {n} chunks{mark}")
+
+
+@app.command()
+def alias(
+    name: Annotated[str, typer.Argument(help="Alias to create or switch.")],
+    collection: Annotated[str, typer.Argument(help="Collection it names from now on.")],
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    store_path: PathOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Point an alias at a collection, atomically (no gate: `rebuild` gates)."""
+    from rich.markup import escape
+
+    from common import cli_console
+    from retrieval import RetrievalError, switch_alias
+
+    console, err = cli_console(), cli_console(stderr=True)
+    r = _store_retriever(config, backend, store_path, url)
+    try:
+        ms = switch_alias(r.store, name, collection) * 1000
+    except (RetrievalError, ValueError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    finally:
+        r.close()
+    console.print(f"{escape(name)} -> {escape(collection)} ({ms:.1f} ms)")
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Alias to move back one version.")],
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    store_path: PathOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Point an alias back at the version before the one it serves."""
+    from rich.markup import escape
+
+    from common import cli_console
+    from retrieval import RetrievalError, rollback_alias
+
+    console, err = cli_console(), cli_console(stderr=True)
+    r = _store_retriever(config, backend, store_path, url)
+    try:
+        was, now = rollback_alias(r.store, name)
+    except (RetrievalError, ValueError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    finally:
+        r.close()
+    console.print(f"{escape(name)} -> {escape(now)} (was {escape(was)})")
+
+
+@app.command()
+def rebuild(
+    name: Annotated[str, typer.Argument(help="Alias (or plain collection) to rebuild.")],
+    queries: Annotated[Path, typer.Option("--queries", help="BEIR queries.jsonl (_id, text).")],
+    qrels: Annotated[
+        Path, typer.Option("--qrels", help="BEIR qrels TSV: query-id, corpus-id, score.")
+    ],
+    chunk_tokens: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--chunk-tokens", min=16, help="Tokens per chunk of the new version."),
+    ] = None,
+    overlap_tokens: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--overlap-tokens", min=0, help="Overlap tokens of the new version."),
+    ] = None,
+    new_model: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--new-model", help="Embedding model name of the new version."),
+    ] = None,
+    new_model_path: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--new-model-path", help="Local model folder of the new version."),
+    ] = None,
+    max_regression: Annotated[
+        float,
+        typer.Option(
+            "--max-regression",
+            min=0.0,
+            max=1.0,
+            help="nDCG@10 and recall@10 the new version may lose (interval bound).",
+        ),
+    ] = 0.02,
+    keep: Annotated[
+        int, typer.Option("--keep", min=1, help="Previous versions kept for rollback.")
+    ] = 1,
+    depth: Annotated[int, typer.Option("--depth", min=10, max=1000)] = 100,
+    id_field: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--id-field", help="Chunk metadata naming its document (default: file stem)."),
+    ] = None,
+    json_out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--json", help="Also write the gate's measurements to this file."),
+    ] = None,
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    store_path: PathOpt = None,
+    url: UrlOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    embed_url: EmbedUrlOpt = None,
+) -> None:
+    """Build NAME@vN+1 from the sources of what NAME serves (new chunking or embedder) while
+    NAME keeps serving, gate it against the serving version on judged queries, and switch the
+    alias only if it passes. Exit 1 when the gate fails (nothing switched)."""
+    from rich.markup import escape
+
+    from common import cli_console
+    from evals._retrieval_rebuild import rebuild as run_rebuild
+    from evals._retrieval_tune import TuneError, load_judged
+    from retrieval import RetrievalError, Retriever
+
+    console, err = cli_console(), cli_console(stderr=True)
+    cfg = config_from_options(config, backend, store_path, url, model, model_path, embed_url)
+    cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"mode": None})})
+    chunking = cfg.chunking.model_copy(update={
+        k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap_tokens))
+        if v is not None})  # fmt: skip
+    embedder = cfg.embedder.model_copy(update={
+        k: v for k, v in (("model", new_model), ("model_path", new_model_path)) if v is not None
+    })  # fmt: skip
+    try:
+        judged = load_judged(queries, qrels)
+        new_cfg = cfg.model_copy(update={"chunking": chunking, "embedder": embedder})
+    except (TuneError, ValueError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    quiet_model_loading()
+    serving = Retriever(cfg)
+    same_model = new_cfg.embedder == cfg.embedder
+    candidate = Retriever(new_cfg, store=serving.store,
+                          embedder=serving.embedder if same_model else None)  # fmt: skip
+    try:
+        with err.status(f"building the next version of {name} and scoring both"):
+            result = run_rebuild(name, judged, serving=serving, candidate=candidate,
+                                 max_regression=max_regression, keep=keep, depth=depth,
+                                 id_field=id_field)  # fmt: skip
+    except (RetrievalError, ValueError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    finally:
+        serving.close()
+    for m in result.missing:
+        err.print(f"[yellow]warning:[/] source gone, not in {result.candidate}: {escape(m)}")
+    for rd in result.readings:
+        d = rd.delta
+        console.print(f"{rd.metric}: {result.baseline} {rd.baseline:.3f} -> {result.candidate} "
+                      f"{rd.candidate:.3f}, delta {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] "
+                      f"{rd.reading}")  # fmt: skip
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.as_dict(), indent=2))
+    if not result.passed:
+        err.print(f"[bold red]gate failed:[/] {escape(name)} still serves "
+                  f"{escape(result.baseline)}; {escape(result.candidate)} was dropped "
+                  f"(allowed loss {max_regression:g})")  # fmt: skip
+        raise typer.Exit(1)
+    console.print(
+        f"{escape(name)} -> {escape(result.candidate)} (switch {result.switch_ms:.1f} "
+        f"ms; was {escape(result.baseline)}"
+        + (f"; dropped {', '.join(result.dropped)}" if result.dropped else "")
+        + ")"
+    )

@@ -21,7 +21,12 @@ from rollout.cli import ab_app, promote
 OPTIONAL_GROUPS = [
     ("eval", "evals.cli:app", "evals", "Evals that gate promotion: run suites, compare git refs."),
     ("monitor", "monitor.cli:app", "observability", "Monitor live traffic: drift, online quality."),
-    ("retrieval", "evals.cli:retrieval_app", "evals", "Tune how collections are searched."),
+    (
+        "retrieval",
+        "evals.cli:retrieval_app",
+        "evals",
+        "Tune collections; rebuild them as gated versions behind aliases.",
+    ),
 ]
 
 

@@ -12,6 +12,7 @@ from ._config import (
     SearchMode,
     SparseConfig,
     StoreConfig,
+    validate_alias_name,
     validate_collection_name,
 )
 from ._embedders import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder, make_embedder
@@ -28,6 +29,15 @@ from ._ingest import IngestProgress, IngestReport
 from ._open import open_store
 from ._search import CrossEncoderReranker, Hit, Reranker, Retriever
 from ._store import CollectionMeta, Store
+from ._versions import (
+    Versions,
+    collection_versions,
+    parse_version,
+    prune_versions,
+    rollback_alias,
+    switch_alias,
+    version_name,
+)
 
 __all__ = [
     "DEFAULT_MODE",
@@ -60,8 +70,16 @@ __all__ = [
     "Store",
     "StoreBusyError",
     "StoreConfig",
+    "Versions",
+    "collection_versions",
     "make_embedder",
     "open_store",
     "parse_filters",
+    "parse_version",
+    "prune_versions",
+    "rollback_alias",
+    "switch_alias",
+    "validate_alias_name",
     "validate_collection_name",
+    "version_name",
 ]

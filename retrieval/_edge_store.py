@@ -1,7 +1,12 @@
 """Embedded backend on Qdrant Edge (`qdrant_edge`): Qdrant's Rust engine in-process, nothing to
 run. One shard folder per collection under the data directory, with a `meta.json` beside it.
 The engine locks its files: one process per folder, so the CLI and a running gateway cannot
-write the same collection at once (a clear `StoreBusyError` says so)."""
+write the same collection at once (a clear `StoreBusyError` says so).
+
+Aliases (`kb` -> `kb@v3`) live in one `aliases.json` at the root, replaced atomically
+(`os.replace`) and re-read when its inode or mtime changes, so every process sees a switch on
+its next call; each call resolves its name once, and shards are keyed by the real name, so a
+search that resolved the old version finishes on it."""
 
 from __future__ import annotations
 
@@ -15,12 +20,13 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from ._config import validate_collection_name
+from ._config import validate_alias_name, validate_collection_name
 from ._errors import CollectionNotFoundError, RetrievalError, StoreBusyError
 from ._filters import ComparisonFilter, Filter
 from ._store import DENSE, INDEXED_FIELDS, SPARSE, CollectionMeta, PointData, QueryPlan, StoredHit
 
 _BIG = 10**9
+_ALIASES = "aliases.json"
 
 
 def _condition(f: ComparisonFilter) -> tuple[str, Any]:
@@ -57,11 +63,64 @@ class EdgeStore:
         self._root = root
         self._shards: dict[str, qe.EdgeShard] = {}
         self._lock = threading.Lock()
+        self._aliases: dict[str, str] = {}
+        self._aliases_stamp: tuple[int, int] | None = None
 
+    # --- aliases ------------------------------------------------------------------------------
+    def aliases(self) -> dict[str, str]:
+        p = self._root / _ALIASES
+        try:
+            st = p.stat()
+            stamp: tuple[int, int] | None = (st.st_ino, st.st_mtime_ns)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._aliases_stamp:
+            try:
+                data = json.loads(p.read_text()) if stamp else {}
+            except FileNotFoundError:
+                data = {}
+            except (OSError, ValueError) as exc:
+                raise RetrievalError(f"cannot read the alias file {p}: {exc}") from exc
+            self._aliases, self._aliases_stamp = dict(data), stamp
+        return self._aliases
+
+    def resolve(self, name: str) -> str:
+        validate_collection_name(name)
+        return self.aliases().get(name, name)
+
+    def _write_aliases(self, table: dict[str, str]) -> None:
+        self._root.mkdir(parents=True, exist_ok=True)
+        tmp = self._root / f"{_ALIASES}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(dict(sorted(table.items())), indent=2))
+        os.replace(tmp, self._root / _ALIASES)
+        self._aliases_stamp = None  # re-read (and re-stamp) on the next call
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        validate_alias_name(alias)
+        with self._lock:
+            table = dict(self.aliases())
+            if collection in table:
+                raise RetrievalError(f"{collection!r} is itself an alias; name a collection")
+            if self.collection_meta(collection) is None:
+                raise CollectionNotFoundError(f"collection {collection!r} does not exist")
+            if alias not in table and (self._root / alias / "meta.json").exists():
+                raise RetrievalError(f"{alias!r} is a collection; an alias cannot take its name")
+            table[alias] = collection
+            self._write_aliases(table)
+
+    def drop_alias(self, alias: str) -> None:
+        with self._lock:
+            table = dict(self.aliases())
+            if table.pop(alias, None) is None:
+                raise CollectionNotFoundError(f"alias {alias!r} does not exist")
+            self._write_aliases(table)
+
+    # --- collections --------------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
-        return self._root / validate_collection_name(name)
+        return self._root / self.resolve(name)
 
     def _shard(self, name: str) -> qe.EdgeShard:
+        name = self.resolve(name)
         shard = self._shards.get(name)
         if shard is not None:
             return shard
@@ -100,6 +159,8 @@ class EdgeStore:
         os.replace(tmp, d / "meta.json")
 
     def create_collection(self, name: str, meta: CollectionMeta) -> None:
+        if self.resolve(name) != name:
+            raise RetrievalError(f"{name!r} is an alias; a collection cannot take its name")
         d = self._dir(name)
         with self._lock:
             if (d / "meta.json").exists():
@@ -130,6 +191,14 @@ class EdgeStore:
         return sorted(p.parent.name for p in self._root.glob("*/meta.json"))
 
     def drop_collection(self, name: str) -> None:
+        served = sorted(a for a, c in self.aliases().items() if name in (a, c))
+        if served:
+            raise RetrievalError(
+                f"{name!r} is served by the alias {served[0]!r}: switch or drop the alias first"
+                if name not in served
+                else f"{name!r} is an alias: drop the alias, or the version it names"
+            )
+        validate_collection_name(name)
         with self._lock:
             shard = self._shards.pop(name, None)
             if shard is not None:

@@ -1,11 +1,18 @@
 """Server backend through `qdrant-client`: a Qdrant server or cluster (URL, API key, shards,
 replication), or qdrant-client's local mode (`path` / ':memory:'), which speaks the same API
-and is how the tests exercise this code without a server binary."""
+and is how the tests exercise this code without a server binary.
+
+Aliases are Qdrant's own: a switch is one `update_collection_aliases` call (delete and create
+in one atomic operation). Names are resolved through a table cached for ``_ALIAS_TTL_S``, so a
+search is not two round trips; a switch made elsewhere is seen within that time, and until
+then searches go to the old version, which a rebuild keeps."""
 
 from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError
@@ -14,13 +21,14 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from ._config import StoreConfig, validate_collection_name
+from ._config import StoreConfig, validate_alias_name, validate_collection_name
 from ._errors import CollectionNotFoundError, RetrievalError
 from ._filters import ComparisonFilter, Filter
 from ._store import DENSE, INDEXED_FIELDS, SPARSE, CollectionMeta, PointData, QueryPlan, StoredHit
 
 _META_KEY = "llmops"
 _BIG = 10**9
+_ALIAS_TTL_S = 1.0
 
 MIN_SERVER_VERSION = (1, 17, 0)
 """The oldest Qdrant server this backend talks to: collection `metadata` and the parametrised
@@ -118,6 +126,9 @@ class QdrantServerStore:
             self._client = QdrantClient(path=config.path)
         else:
             self._client = QdrantClient(location=":memory:")
+        self._aliases: dict[str, str] = {}
+        self._aliases_at = -_ALIAS_TTL_S
+        self._alias_lock = threading.Lock()
 
     def _check_server(self, url: str) -> None:
         """A Qdrant server (not local mode): read its version (`GET /`, or gRPC health check
@@ -128,8 +139,53 @@ class QdrantServerStore:
             raise RetrievalError(f"cannot read the Qdrant server version at {url}: {exc}") from exc
         check_server_version(getattr(info, "version", None), url)
 
-    def collection_meta(self, name: str) -> CollectionMeta | None:
+    # --- aliases ------------------------------------------------------------------------------
+    def aliases(self) -> dict[str, str]:
+        now = time.monotonic()
+        if now - self._aliases_at >= _ALIAS_TTL_S:
+            got = self._client.get_aliases().aliases
+            self._aliases = {a.alias_name: a.collection_name for a in got}
+            self._aliases_at = now
+        return self._aliases
+
+    def resolve(self, name: str) -> str:
         validate_collection_name(name)
+        return self.aliases().get(name, name)
+
+    def _change_aliases(self, ops: list[Any]) -> None:
+        self._client.update_collection_aliases(change_aliases_operations=ops)
+        self._aliases_at = -_ALIAS_TTL_S
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        validate_alias_name(alias)
+        with self._alias_lock:
+            self._aliases_at = -_ALIAS_TTL_S
+            table = self.aliases()
+            if collection in table:
+                raise RetrievalError(f"{collection!r} is itself an alias; name a collection")
+            if self.collection_meta(collection) is None:
+                raise CollectionNotFoundError(f"collection {collection!r} does not exist")
+            if alias not in table and self._client.collection_exists(alias):
+                raise RetrievalError(f"{alias!r} is a collection; an alias cannot take its name")
+            ops: list[Any] = []
+            if alias in table:
+                ops.append(models.DeleteAliasOperation(
+                    delete_alias=models.DeleteAlias(alias_name=alias)))  # fmt: skip
+            ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(
+                collection_name=collection, alias_name=alias)))  # fmt: skip
+            self._change_aliases(ops)
+
+    def drop_alias(self, alias: str) -> None:
+        with self._alias_lock:
+            self._aliases_at = -_ALIAS_TTL_S
+            if alias not in self.aliases():
+                raise CollectionNotFoundError(f"alias {alias!r} does not exist")
+            self._change_aliases([models.DeleteAliasOperation(
+                delete_alias=models.DeleteAlias(alias_name=alias))])  # fmt: skip
+
+    # --- collections --------------------------------------------------------------------------
+    def collection_meta(self, name: str) -> CollectionMeta | None:
+        name = self.resolve(name)
         if not self._client.collection_exists(name):
             return None
         meta = self._client.get_collection(name).config.metadata or {}
@@ -144,7 +200,8 @@ class QdrantServerStore:
             raise CollectionNotFoundError(f"collection {name!r} does not exist")
 
     def create_collection(self, name: str, meta: CollectionMeta) -> None:
-        validate_collection_name(name)
+        if self.resolve(name) != name:
+            raise RetrievalError(f"{name!r} is an alias; a collection cannot take its name")
         if self._client.collection_exists(name):
             raise RetrievalError(f"collection {name!r} already exists")
         self._client.create_collection(
@@ -163,6 +220,7 @@ class QdrantServerStore:
                 self._client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
 
     def update_meta(self, name: str, meta: CollectionMeta) -> None:
+        name = self.resolve(name)
         self._require(name)
         self._client.update_collection(name, metadata={_META_KEY: meta.model_dump(mode="json")})
 
@@ -170,9 +228,19 @@ class QdrantServerStore:
         return sorted(c.name for c in self._client.get_collections().collections)
 
     def drop_collection(self, name: str) -> None:
-        self._client.delete_collection(validate_collection_name(name))
+        validate_collection_name(name)
+        self._aliases_at = -_ALIAS_TTL_S
+        served = sorted(a for a, c in self.aliases().items() if name in (a, c))
+        if served:
+            raise RetrievalError(
+                f"{name!r} is served by the alias {served[0]!r}: switch or drop the alias first"
+                if name not in served
+                else f"{name!r} is an alias: drop the alias, or the version it names"
+            )
+        self._client.delete_collection(name)
 
     def upsert(self, name: str, points: Sequence[PointData]) -> None:
+        name = self.resolve(name)
         if not points:
             return
         structs = [
@@ -184,28 +252,34 @@ class QdrantServerStore:
         self._client.upsert(name, structs, wait=True)
 
     def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
+        name = self.resolve(name)
         if not ids:
             return set()
         recs = self._client.retrieve(name, list(ids), with_payload=False, with_vectors=False)
         return {str(r.id) for r in recs}
 
     def set_payload(self, name: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        name = self.resolve(name)
         if ids:
             self._client.set_payload(name, payload, points=list(ids), wait=True)
 
     def count(self, name: str, flt: Filter | None = None) -> int:
+        name = self.resolve(name)
         return self._client.count(name, count_filter=to_qdrant_filter(flt), exact=True).count
 
     def delete(self, name: str, flt: Filter) -> None:
+        name = self.resolve(name)
         qf = to_qdrant_filter(flt)
         assert qf is not None
         self._client.delete(name, points_selector=models.FilterSelector(filter=qf), wait=True)
 
     def sources(self, name: str) -> dict[str, int]:
+        name = self.resolve(name)
         resp = self._client.facet(name, key="source", limit=_BIG, exact=True)
         return {str(h.value): h.count for h in resp.hits}
 
     def query(self, name: str, plan: QueryPlan) -> list[StoredHit]:
+        name = self.resolve(name)
         flt = to_qdrant_filter(plan.filter)
         has_sparse = plan.sparse is not None and bool(plan.sparse.indices)
         if plan.mode in ("rrf", "dbsf") and plan.dense is not None and has_sparse:

@@ -122,21 +122,27 @@ class Retriever:
         return self.store.list_collections()
 
     def collection_meta(self, collection: str) -> CollectionMeta:
-        """Cached for a few seconds: on a server backend each lookup is a round trip."""
+        """Of the collection an alias names now. Cached for a few seconds by the collection's
+        own name: on a server backend each lookup is a round trip, and an alias switch moves
+        to another entry, so it is seen at once."""
+        return self._meta_of(self.store.resolve(validate_collection_name(collection)), collection)
+
+    def _meta_of(self, real: str, asked: str) -> CollectionMeta:
         now = time.monotonic()
-        cached = self._meta.get(collection)
+        cached = self._meta.get(real)
         if cached is not None and now - cached[1] < _META_TTL_S:
             return cached[0]
-        meta = self.store.collection_meta(validate_collection_name(collection))
+        meta = self.store.collection_meta(real)
         if meta is None:
-            self._meta.pop(collection, None)
-            raise CollectionNotFoundError(f"collection {collection!r} does not exist")
-        self._meta[collection] = (meta, now)
+            self._meta.pop(real, None)
+            raise CollectionNotFoundError(f"collection {asked!r} does not exist")
+        self._meta[real] = (meta, now)
         return meta
 
     def forget_meta(self, collection: str) -> None:
         """Drop the cached metadata, after a change made through this retriever's store."""
         self._meta.pop(collection, None)
+        self._meta.pop(self.store.resolve(collection), None)
 
     def resolve_mode(self, collection: str, mode: SearchMode | None = None) -> SearchMode:
         """The query's mode, else the config's override, else the collection's recorded one."""
@@ -171,9 +177,12 @@ class Retriever:
         rerank: bool | None = None,
     ) -> list[Hit]:
         flt = parse_filters(filters)
-        meta = self.collection_meta(collection)
+        # One resolution per search: the metadata, the encoders and the query all use the
+        # version the alias named when the search began, even if it switches meanwhile.
+        real = self.store.resolve(validate_collection_name(collection))
+        meta = self._meta_of(real, collection)
         check_model(collection, meta, self.embedder)
-        use_mode = self.resolve_mode(collection, mode)
+        use_mode = mode or self.config.search.mode or meta.mode
         reranker = self.reranker if rerank is not False else None
         limit = (
             max(top_k, self.config.reranker.candidates)
@@ -191,17 +200,17 @@ class Retriever:
         if use_mode != "sparse":
             plan.dense = self.embedder.embed_query(query).tolist()
         if use_mode != "dense":
-            plan.sparse = self._encoder(collection, meta).query(query)
+            plan.sparse = self._encoder(meta).query(query)
         if use_mode == "convex":
             depth = plan.prefetch_limit
-            dense = self.store.query(collection, replace(plan, mode="dense", sparse=None,
+            dense = self.store.query(real, replace(plan, mode="dense", sparse=None,
                                                          limit=depth))  # fmt: skip
-            sparse = self.store.query(collection, replace(plan, mode="sparse", dense=None,
+            sparse = self.store.query(real, replace(plan, mode="sparse", dense=None,
                                                           limit=depth))  # fmt: skip
             share = alpha if alpha is not None else meta.alpha
             found = convex(dense, sparse, share, limit)
         else:
-            found = self.store.query(collection, plan)
+            found = self.store.query(real, plan)
         hits = [_hit(h.id, h.score, h.payload) for h in found]
         if reranker is not None:
             hits = reranker.rerank(query, hits)
@@ -222,10 +231,13 @@ class Retriever:
             self.search_sync, collection, query, top_k, filters, mode, **kwargs
         )
 
-    def _encoder(self, collection: str, meta: CollectionMeta) -> Bm25Encoder:
-        enc = self._bm25.get(collection)
+    def _encoder(self, meta: CollectionMeta) -> Bm25Encoder:
+        """Query vectors depend only on the language (not on k, b or ``avg_len``), so one
+        encoder per language serves every collection and version."""
+        lang = meta.sparse.language
+        enc = self._bm25.get(lang)
         if enc is None:
-            enc = self._bm25[collection] = Bm25Encoder(meta.sparse)
+            enc = self._bm25[lang] = Bm25Encoder(meta.sparse)
         return enc
 
 

@@ -66,7 +66,24 @@ class QueryPlan:
 
 
 class Store(Protocol):
-    """Synchronous; callers on an event loop run it in a thread executor."""
+    """Synchronous; callers on an event loop run it in a thread executor.
+
+    Every method that takes a collection name also takes an alias (``kb`` for ``kb@v3``) and
+    acts on the collection it names at that moment."""
+
+    def aliases(self) -> dict[str, str]:
+        """Alias -> the collection it names."""
+        ...
+
+    def resolve(self, name: str) -> str:
+        """The collection an alias names; any other name as it is."""
+        ...
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        """Create the alias, or switch it to another collection, atomically."""
+        ...
+
+    def drop_alias(self, alias: str) -> None: ...
 
     def collection_meta(self, name: str) -> CollectionMeta | None: ...
 

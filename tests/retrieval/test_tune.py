@@ -171,7 +171,7 @@ def test_tune_records_the_mode_search_then_uses(tmp_path: Path, embedder) -> Non
     r.close()
     q, qrels = _judged(tmp_path)
     runner = CliRunner()
-    args = ["kb", "--queries", str(q), "--qrels", str(qrels), "--store-path", store.path,
+    args = ["tune", "kb", "--queries", str(q), "--qrels", str(qrels), "--store-path", store.path,
             "--folds", "3"]  # fmt: skip
     out = tmp_path / "tune.json"
     res = runner.invoke(app, [*args, "--dry-run", "--json", str(out)])
@@ -206,7 +206,7 @@ def test_tune_records_the_mode_search_then_uses(tmp_path: Path, embedder) -> Non
     qrels.write_text("query-id\tcorpus-id\tscore\n")
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and "no judged data" in res.output
-    res = runner.invoke(app, ["nope", *args[1:]])
+    res = runner.invoke(app, ["tune", "nope", *args[2:]])
     assert res.exit_code == 2 and "no judged data" in res.output
 
 
