@@ -1,7 +1,7 @@
 """``llmops retrieval``: retrieval maintenance that needs judging (``tune``, and ``rebuild``
-with its gate) and the aliases that versions are served behind (``versions``, ``alias``,
-``rollback``). It lives with the evals because it scores with their metrics and intervals;
-the store options are retrieval's."""
+with its gate), the aliases that versions are served behind (``versions``, ``alias``,
+``rollback``) and snapshots (``snapshot``, ``restore``). It lives with the evals because it
+scores with their metrics and intervals; the store options are retrieval's."""
 
 from __future__ import annotations
 
@@ -236,6 +236,64 @@ def rollback(
     finally:
         r.close()
     console.print(f"{escape(name)} -> {escape(now)} (was {escape(was)})")
+
+
+@app.command()
+def snapshot(
+    name: Annotated[str, typer.Argument(help="Collection or alias (its serving version).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Snapshot file to write.")],
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    store_path: PathOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Write a consistent copy of a collection: Qdrant's snapshot on a server, a tar of the
+    flushed folder on the embedded engine (writes wait, searches go on)."""
+    from rich.markup import escape
+
+    from common import cli_console
+    from retrieval import RetrievalError
+
+    console, err = cli_console(), cli_console(stderr=True)
+    r = _store_retriever(config, backend, store_path, url)
+    try:
+        real = r.store.resolve(name)
+        path = r.store.snapshot(name, out)
+    except (RetrievalError, ValueError, OSError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    finally:
+        r.close()
+    size = path.stat().st_size / 1e6
+    console.print(f"{escape(real)} -> {escape(str(path))} ({size:.1f} MB)")
+
+
+@app.command()
+def restore(
+    snapshot_file: Annotated[Path, typer.Argument(help="Snapshot file (from `snapshot`).")],
+    name: Annotated[str, typer.Option("--as", help="New collection to create (must not exist).")],
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    store_path: PathOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Create a collection from a snapshot; point an alias at it with `alias` once checked."""
+    from rich.markup import escape
+
+    from common import cli_console
+    from retrieval import RetrievalError
+
+    console, err = cli_console(), cli_console(stderr=True)
+    r = _store_retriever(config, backend, store_path, url)
+    try:
+        r.store.restore(snapshot_file, name)
+        n = r.store.count(name)
+    except (RetrievalError, ValueError, OSError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    finally:
+        r.close()
+    console.print(f"restored {escape(name)}: {n} chunks")
 
 
 @app.command()

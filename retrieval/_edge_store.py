@@ -10,10 +10,13 @@ search that resolved the old version finishes on it."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import tarfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from ._store import DENSE, INDEXED_FIELDS, SPARSE, CollectionMeta, PointData, Qu
 
 _BIG = 10**9
 _ALIASES = "aliases.json"
+_MANIFEST = "llmops-snapshot.json"
 
 
 def _condition(f: ComparisonFilter) -> tuple[str, Any]:
@@ -63,6 +67,7 @@ class EdgeStore:
         self._root = root
         self._shards: dict[str, qe.EdgeShard] = {}
         self._lock = threading.Lock()
+        self._writing = threading.RLock()  # writes wait while a snapshot copies the files
         self._aliases: dict[str, str] = {}
         self._aliases_stamp: tuple[int, int] | None = None
 
@@ -211,7 +216,8 @@ class EdgeStore:
         pts = [
             qe.Point(p.id, {DENSE: p.dense, SPARSE: _sparse(p.sparse)}, p.payload) for p in points
         ]
-        self._shard(name).update(qe.UpdateOperation.upsert_points(pts))
+        with self._writing:
+            self._shard(name).update(qe.UpdateOperation.upsert_points(pts))
 
     def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -221,7 +227,8 @@ class EdgeStore:
 
     def set_payload(self, name: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
         if ids:
-            self._shard(name).update(qe.UpdateOperation.set_payload(list(ids), payload))
+            with self._writing:
+                self._shard(name).update(qe.UpdateOperation.set_payload(list(ids), payload))
 
     def count(self, name: str, flt: Filter | None = None) -> int:
         return self._shard(name).count(qe.CountRequest(exact=True, filter=to_edge_filter(flt)))
@@ -229,7 +236,8 @@ class EdgeStore:
     def delete(self, name: str, flt: Filter) -> None:
         ef = to_edge_filter(flt)
         assert ef is not None
-        self._shard(name).update(qe.UpdateOperation.delete_points_by_filter(ef))
+        with self._writing:
+            self._shard(name).update(qe.UpdateOperation.delete_points_by_filter(ef))
 
     def sources(self, name: str) -> dict[str, int]:
         resp = self._shard(name).facet(qe.FacetRequest("source", limit=_BIG, exact=True))
@@ -271,8 +279,55 @@ class EdgeStore:
 
     def optimize(self, name: str) -> None:
         shard = self._shard(name)
-        shard.flush()
-        shard.optimize()
+        with self._writing:
+            shard.flush()
+            shard.optimize()
+
+    # --- snapshots ----------------------------------------------------------------------------
+    def snapshot(self, name: str, dest: Path) -> Path:
+        """A tar of the collection's folder, flushed first, with writes held off meanwhile
+        (searches go on); restorable on any machine with the same engine version."""
+        real = self.resolve(name)
+        if self.collection_meta(real) is None:
+            raise CollectionNotFoundError(f"collection {name!r} does not exist")
+        shard = self._shard(real)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        manifest = json.dumps({"collection": real, "backend": "edge", "created": time.time()})
+        with self._writing:
+            shard.flush()
+            with tarfile.open(tmp, "w:gz") as tar:
+                info = tarfile.TarInfo(_MANIFEST)
+                data = manifest.encode()
+                info.size, info.mtime = len(data), int(time.time())
+                tar.addfile(info, io.BytesIO(data))
+                tar.add(self._root / real, arcname="collection")
+        os.replace(tmp, dest)
+        return dest
+
+    def restore(self, snapshot: Path, name: str) -> None:
+        validate_collection_name(name)
+        if self.resolve(name) != name or self.collection_meta(name) is not None:
+            raise RetrievalError(f"{name!r} already exists: restore under another name")
+        try:
+            tar = tarfile.open(snapshot, "r:*")
+        except (OSError, tarfile.TarError) as exc:
+            raise RetrievalError(f"{snapshot} is not a collection snapshot: {exc}") from exc
+        staging = self._root / f".restore-{name}-{os.getpid()}"
+        with tar:
+            names = tar.getnames()
+            if _MANIFEST not in names or "collection/meta.json" not in names:
+                raise RetrievalError(f"{snapshot} is not a snapshot of the embedded engine")
+            shutil.rmtree(staging, ignore_errors=True)
+            tar.extractall(staging, filter="data")  # refuses absolute paths and links out
+        try:
+            CollectionMeta.model_validate_json((staging / "collection" / "meta.json").read_text())
+            with self._lock:
+                if (self._root / name).exists():
+                    raise RetrievalError(f"{name!r} already exists: restore under another name")
+                os.replace(staging / "collection", self._root / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def close(self) -> None:
         with self._lock:

@@ -17,7 +17,9 @@ import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from qdrant_client import QdrantClient, models
 
@@ -109,6 +111,7 @@ class QdrantServerStore:
         key = config.api_key.get_secret_value() if config.api_key else None
         if key is None and config.api_key_env:
             key = os.environ.get(config.api_key_env)
+        self._api_key = key
         if config.url:
             self._client = QdrantClient(
                 url=config.url,
@@ -332,6 +335,65 @@ class QdrantServerStore:
 
     def optimize(self, name: str) -> None:
         """The server indexes in the background."""
+
+    # --- snapshots ----------------------------------------------------------------------------
+    def _server(self) -> tuple[str, dict[str, str]]:
+        if not self._config.url:
+            raise RetrievalError(
+                "snapshots need a Qdrant server (qdrant-client's local mode has none): set "
+                "store.url, or copy the local-mode folder while nothing uses it"
+            )
+        key = self._api_key
+        return self._config.url.rstrip("/"), ({"api-key": key} if key else {})
+
+    def snapshot(self, name: str, dest: Path) -> Path:
+        """Qdrant's own collection snapshot (metadata included), created on the server,
+        downloaded to ``dest`` and then deleted from the server's disk."""
+        import httpx
+
+        base, headers = self._server()
+        real = self.resolve(name)
+        self._require(real)
+        desc = self._client.create_snapshot(real, wait=True)
+        if desc is None:
+            raise RetrievalError(f"the server made no snapshot of {real!r}")
+        url = f"{base}/collections/{quote(real, safe='')}/snapshots/{quote(desc.name, safe='')}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        try:
+            with httpx.stream("GET", url, headers=headers, timeout=self._config.timeout_s) as r:
+                r.raise_for_status()
+                with tmp.open("wb") as fh:
+                    for chunk in r.iter_bytes(1 << 20):
+                        fh.write(chunk)
+            os.replace(tmp, dest)
+        except httpx.HTTPError as exc:
+            raise RetrievalError(f"cannot download the snapshot of {real!r}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+            self._client.delete_snapshot(real, desc.name, wait=True)
+        return dest
+
+    def restore(self, snapshot: Path, name: str) -> None:
+        """Upload a snapshot file as the new collection ``name`` (Qdrant's snapshot upload)."""
+        import httpx
+
+        base, headers = self._server()
+        validate_collection_name(name)
+        if self.resolve(name) != name or self._client.collection_exists(name):
+            raise RetrievalError(f"{name!r} already exists: restore under another name")
+        url = f"{base}/collections/{quote(name, safe='')}/snapshots/upload"
+        try:
+            with snapshot.open("rb") as fh:
+                r = httpx.post(url, params={"wait": "true", "priority": "snapshot"},
+                               files={"snapshot": (snapshot.name, fh)}, headers=headers,
+                               timeout=None)  # fmt: skip
+            r.raise_for_status()
+        except OSError as exc:
+            raise RetrievalError(f"cannot read {snapshot}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise RetrievalError(f"the server refused the snapshot: {exc}") from exc
+        self.collection_meta(name)  # refuses a collection llmops did not make
 
     def close(self) -> None:
         self._client.close()

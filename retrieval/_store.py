@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -84,6 +85,14 @@ class Store(Protocol):
         ...
 
     def drop_alias(self, alias: str) -> None: ...
+
+    def snapshot(self, name: str, dest: Path) -> Path:
+        """Write a consistent copy of the collection (metadata included) to the file ``dest``."""
+        ...
+
+    def restore(self, snapshot: Path, name: str) -> None:
+        """Create the collection ``name`` (which must not exist) from a ``snapshot`` file."""
+        ...
 
     def collection_meta(self, name: str) -> CollectionMeta | None: ...
 
