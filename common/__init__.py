@@ -2,8 +2,8 @@
 
 One copy of each cross-cutting piece: the data directory, OpenAI base-URL normalisation, the
 local sentence-transformers embedder, the read-only git reader, the ragas judge builder, the
-request fields that hold a user's question, durations as typed (7d) and the consoles every
-command prints through.
+request fields that hold a user's question, durations as typed (7d), the consoles every
+command prints through, and which gateway serves a data directory.
 """
 
 from common._console import cli_console, is_terminal, print_markdown, typer_settings
@@ -18,6 +18,7 @@ from common._fields import QUESTION_VARS, question_in
 from common._git import CommitInfo, FileChange, Git, GitError, ShallowHistoryError
 from common._home import llmops_home, variant_events_file
 from common._judge import ragas_embeddings, ragas_llm
+from common._serving import announce_gateway, serving_gateway, withdraw_gateway
 from common._urls import openai_base_url, server_root
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "GitError",
     "LocalEmbedder",
     "ShallowHistoryError",
+    "announce_gateway",
     "cli_console",
     "default_model_path",
     "duration_s",
@@ -41,6 +43,8 @@ __all__ = [
     "ragas_embeddings",
     "ragas_llm",
     "server_root",
+    "serving_gateway",
     "typer_settings",
     "variant_events_file",
+    "withdraw_gateway",
 ]

@@ -237,6 +237,9 @@ class ServerConfig(_Strict):
     request_timeout_s: float = Field(600.0, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest file `POST /v1/files` accepts."
+    )
     max_connections_per_replica: int = Field(0, ge=0, description="0 = unlimited")
     affinity: bool = Field(True, description="Same user / x-session-id sticks to a replica.")
     # Streams: the first chunk must come within first_byte_timeout_s of sending the request,

@@ -1,4 +1,5 @@
-"""Retrieval in the gateway: vector store search, RAG for prompt templates, local embeddings."""
+"""Retrieval in the gateway: vector stores (files, ingestion in the background, search), RAG
+for prompt templates, local embeddings."""
 
 from __future__ import annotations
 
@@ -16,19 +17,30 @@ def retrieval_plugin(config: GatewayConfig) -> tuple[Plugin, Any]:
     The retriever opens its store and loads the embedding model on first use, so a gateway
     that never searches pays nothing at start-up.
     """
+    from gateway._files import FileStore
     from gateway._vector_search import make_retrieve, make_vector_search_router
+    from gateway._vector_store_jobs import VectorStoreJobs
+    from gateway._vector_stores import make_files_router, make_vector_stores_router
     from retrieval import Retriever
 
     assert config.retrieval is not None
     retriever = Retriever(config.retrieval)
+    home = config.retrieval.resolved_home()
+    files = FileStore(home / "files")
+    jobs = VectorStoreJobs(retriever, files, home / "vector_stores")
 
     def plugin(gw: GatewayApp) -> None:
         async def authenticated(request: Request) -> None:
             gw.state.keys.authenticate(request.headers.get("authorization"))
 
+        auth = [Depends(authenticated)]
+        gw.app.include_router(make_vector_search_router(retriever), dependencies=auth)
         gw.app.include_router(
-            make_vector_search_router(retriever), dependencies=[Depends(authenticated)]
+            make_files_router(files, gw.config.server.max_upload_bytes), dependencies=auth
         )
+        gw.app.include_router(make_vector_stores_router(jobs), dependencies=auth)
+        gw.startup.append(jobs.resume)
+        gw.shutdown.append(jobs.close)
         gw.shutdown.append(retriever.close)
 
     return plugin, make_retrieve(retriever)

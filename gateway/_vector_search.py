@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from retrieval import (
+    RESERVED_PAYLOAD,
     CollectionNotFoundError,
     Embedder,
     Hit,
@@ -110,6 +111,7 @@ def normalised_score(
 
 
 def file_id(source: str) -> str:
+    """The id a file ingested outside the files API (by the CLI) is known by."""
     return "file-" + uuid.uuid5(_FILE_NS, source).hex
 
 
@@ -122,6 +124,13 @@ def _attributes(hit: Hit, raw_score: float) -> dict[str, Any]:
     tags = hit.metadata.get("tags")
     if tags:
         attrs["tags"] = ",".join(str(t) for t in tags)[:512]
+    for key, value in hit.metadata.items():  # attributes given when the file was attached
+        if (
+            key not in RESERVED_PAYLOAD
+            and key != "file_id"
+            and isinstance(value, str | int | float | bool)
+        ):
+            attrs[key] = value
     attrs["chunk_id"] = hit.id
     attrs["raw_score"] = raw_score
     return attrs
@@ -173,7 +182,7 @@ def make_vector_search_router(retriever: Retriever) -> APIRouter:
                 continue
             data.append(
                 {
-                    "file_id": file_id(h.source),
+                    "file_id": str(h.metadata.get("file_id") or file_id(h.source)),
                     "filename": str(h.metadata.get("filename") or h.source),
                     "score": score,
                     "attributes": _attributes(h, h.score),

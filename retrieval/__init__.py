@@ -25,7 +25,8 @@ from ._errors import (
     StoreBusyError,
 )
 from ._filters import ComparisonFilter, CompoundFilter, Filter, parse_filters
-from ._ingest import IngestProgress, IngestReport
+from ._ingest import RESERVED_PAYLOAD, IngestProgress, IngestReport
+from ._loaders import SUPPORTED_SUFFIXES
 from ._open import open_store
 from ._search import CrossEncoderReranker, Hit, Reranker, Retriever
 from ._store import CollectionMeta, Store
@@ -41,7 +42,9 @@ from ._versions import (
 
 __all__ = [
     "DEFAULT_MODE",
+    "RESERVED_PAYLOAD",
     "SEARCH_MODES",
+    "SUPPORTED_SUFFIXES",
     "ChunkingConfig",
     "CollectionMeta",
     "CollectionNotFoundError",

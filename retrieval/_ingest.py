@@ -10,7 +10,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -25,6 +25,10 @@ from ._sparse import Bm25Encoder, mean_length
 from ._store import CollectionMeta, PointData, Store
 
 _NAMESPACE = uuid.UUID("6f1c2a52-8d0e-4d53-9a4b-3c1f4b8e2d71")
+RESERVED_PAYLOAD = frozenset({
+    "source", "path", "filename", "title", "doc_type", "tags", "fingerprint", "chunk_count",
+    "text", "headings", "heading", "position", "page",
+})  # fmt: skip
 
 FileStatus = Literal["added", "updated", "unchanged", "failed"]
 
@@ -171,12 +175,19 @@ class Ingestor:
         prune: bool = False,
         tags: Sequence[str] = (),
         progress: IngestProgress | None = None,
+        attributes: Mapping[str, object] | None = None,
     ) -> IngestReport:
+        """``attributes`` are stored on every chunk of these files, as filterable payload keys
+        (OpenAI's vector store file attributes); they cannot take the names ingest writes."""
+        clash = sorted(set(attributes or ()) & RESERVED_PAYLOAD)
+        if clash:
+            raise ValueError(f"attribute names reserved for the chunks' own fields: {clash}")
         started = time.perf_counter()
         report = IngestReport(collection)
         meta = self.ensure_collection(collection)
         files, report.skipped, report.ignored = scan(paths)
-        jobs = self._plan(collection, files, sorted(set(tags)), report, progress)
+        jobs = self._plan(collection, files, sorted(set(tags)), dict(attributes or {}), report,
+                          progress)  # fmt: skip
         todo = [
             (job, i) for job in jobs for i, cid in enumerate(job.ids) if cid not in job.existing
         ]
@@ -229,12 +240,14 @@ class Ingestor:
         collection: str,
         files: list[tuple[Path, Path]],
         tags: list[str],
+        attributes: dict[str, object],
         report: IngestReport,
         progress: IngestProgress | None,
     ) -> list[_Job]:
         ch = self._config.chunking
         budget = min(ch.chunk_tokens or self._embedder.max_tokens, self._embedder.max_tokens)
-        settings = json.dumps([budget, ch.overlap_tokens, tags]).encode()
+        settings = json.dumps([budget, ch.overlap_tokens, tags, attributes], sort_keys=True,
+                              default=str).encode()  # fmt: skip
         jobs: list[_Job] = []
         for path, root in files:
             source = str(path)
@@ -282,6 +295,7 @@ class Ingestor:
                 "tags": tags,
                 "fingerprint": fingerprint,
                 "chunk_count": n,
+                **attributes,
             }
             jobs.append(
                 _Job(
@@ -326,9 +340,9 @@ class Ingestor:
                 collection,
                 sorted(job.existing),
                 {
-                    "fingerprint": job.fingerprint,
-                    "chunk_count": len(job.ids),
-                    "tags": job.payload["tags"],
+                    k: v
+                    for k, v in job.payload.items()
+                    if k not in ("source", "path", "filename", "title", "doc_type")
                 },
             )
             report.chunks_reused += len(job.existing)

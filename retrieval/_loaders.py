@@ -183,6 +183,7 @@ LOADERS: dict[str, Callable[[bytes, Path], Document]] = {
     ".htm": load_html,
     ".pdf": load_pdf,
 }
+SUPPORTED_SUFFIXES = frozenset(LOADERS)
 
 
 def load_document(path: Path, data: bytes) -> Document:

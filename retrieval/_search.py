@@ -156,11 +156,20 @@ class Retriever:
         prune: bool = False,
         tags: Sequence[str] = (),
         progress: IngestProgress | None = None,
+        attributes: Mapping[str, object] | None = None,
     ) -> IngestReport:
         validate_collection_name(collection)
         self.forget_meta(collection)
         ingestor = Ingestor(self.store, self.embedder, self.config)
-        return ingestor.run(paths, collection, prune=prune, tags=tags, progress=progress)
+        return ingestor.run(paths, collection, prune=prune, tags=tags, progress=progress,
+                            attributes=attributes)  # fmt: skip
+
+    def create_collection(self, collection: str) -> CollectionMeta:
+        """Create an empty collection for the configured embedder (or return the existing
+        one's metadata, if it was built with the same model)."""
+        validate_collection_name(collection)
+        self.forget_meta(collection)
+        return Ingestor(self.store, self.embedder, self.config).ensure_collection(collection)
 
     def search_sync(
         self,

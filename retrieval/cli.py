@@ -139,6 +139,21 @@ def ingest(
     overlap_tokens: Annotated[Optional[int], typer.Option(help="Overlap tokens.")] = None,  # noqa: UP045
     batch_size: Annotated[Optional[int], typer.Option(help="Embedding batch size.")] = None,  # noqa: UP045
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="One line per file.")] = False,
+    gateway: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--gateway",
+            help="Hand the files to this gateway (its vector store API). "
+            "Default: the gateway serving this data directory, if one runs.",
+        ),
+    ] = None,
+    direct: Annotated[
+        bool, typer.Option("--direct", help="Write the store directly, even if a gateway runs.")
+    ] = False,
+    api_key: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--api-key", envvar="LLMOPS_API_KEY", help="Gateway key (with --gateway)."),
+    ] = None,
     config: ConfigOpt = None,
     backend: BackendOpt = None,
     store_path: PathOpt = None,
@@ -147,14 +162,36 @@ def ingest(
     model_path: ModelPathOpt = None,
     embed_url: EmbedUrlOpt = None,
 ) -> None:
-    """Ingest Markdown, reST, text, HTML and PDF files; re-running only embeds what changed."""
-    from common import cli_console
+    """Ingest Markdown, reST, text, HTML and PDF files; re-running only embeds what changed.
+
+    While a gateway serves the data directory (``llmops serve``), the files go through its
+    vector store API and it ingests them while it keeps serving."""
+    from common import cli_console, serving_gateway
 
     from ._errors import RetrievalError
     from ._progress import RichProgress, print_summary
 
     console = cli_console(stderr=True)
     cfg = config_from_options(config, backend, store_path, url, model, model_path, embed_url)
+    # A gateway serving the data directory owns its store, unless another store is named.
+    named = backend or store_path or url or config
+    target = gateway or (None if direct or named else serving_gateway(cfg.resolved_home()))
+    if target is not None:
+        if prune or tag or mode or chunk_tokens or overlap_tokens:
+            console.print(
+                "[bold red]error:[/] --prune, --tag, --mode and chunking options work on the "
+                "store directly: add --direct (with the gateway stopped)"
+            )
+            raise typer.Exit(2)
+        from ._gateway_ingest import GatewayIngestError, ingest_through_gateway
+
+        console.print(f"handing the files to the gateway at {target}")
+        try:
+            summary = ingest_through_gateway(target, api_key, paths, collection, console=console)
+        except GatewayIngestError as exc:
+            raise _fail(console, exc) from exc
+        console.print(summary.line())
+        raise typer.Exit(1 if summary.failed else 0)
     updates: dict[str, Any] = {}
     if chunk_tokens is not None:
         updates["chunking"] = cfg.chunking.model_copy(update={"chunk_tokens": chunk_tokens})

