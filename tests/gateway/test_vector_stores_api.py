@@ -206,3 +206,46 @@ def test_llmops_ingest_hands_files_to_the_serving_gateway(
         assert res.exit_code == 1 and "401" in res.output and "--api-key" in res.output
     finally:
         withdraw_gateway(home)
+
+
+def test_files_accepted_before_a_restart_are_ingested_at_start_up(tmp_path: Path) -> None:
+    import asyncio
+    import io
+    import json
+
+    from gateway._files import FileStore
+    from gateway._vector_store_jobs import VectorStoreJobs
+    from retrieval import RetrievalConfig, Retriever
+
+    retriever = Retriever(RetrievalConfig(home=tmp_path))
+    files = FileStore(tmp_path / "files")
+    f = files.create("kenya.md", "assistants", io.BytesIO(PAGES["kenya.md"].encode()))
+    retriever.create_collection("kb")
+    # What a gateway that stopped mid-ingest left: the file accepted, still in progress.
+    record = {"name": "kb", "created_at": 1, "metadata": None, "batches": {}, "files": {
+        f["id"]: {"created_at": 1, "status": "in_progress", "last_error": None,
+                  "usage_bytes": f["bytes"], "attributes": {}, "batch_id": None,
+                  "source": str(files.path(f["id"]).resolve())}}}  # fmt: skip
+    (tmp_path / "vector_stores").mkdir()
+    (tmp_path / "vector_stores" / "kb.json").write_text(json.dumps(record))
+
+    async def restart() -> dict:
+        jobs = VectorStoreJobs(retriever, files, tmp_path / "vector_stores")
+        await jobs.resume()
+        for _ in range(600):
+            obj = await jobs.file_object("kb", f["id"])
+            if obj["status"] != "in_progress":
+                break
+            await asyncio.sleep(0.05)
+        await jobs.close()
+        return obj
+
+    try:
+        obj = asyncio.run(restart())
+        assert obj["status"] == "completed", obj
+        hits = retriever.search_sync("kb", "capital of Kenya", 1)
+        assert hits and hits[0].metadata["file_id"] == f["id"]
+        saved = json.loads((tmp_path / "vector_stores" / "kb.json").read_text())
+        assert saved["files"][f["id"]]["status"] == "completed"
+    finally:
+        retriever.close()
