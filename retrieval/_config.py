@@ -71,6 +71,9 @@ class EmbedderConfig(_Model):
     tokenizer: str | None = None
     """Local tokenizer folder used to count tokens for an upstream model (else ~4 chars/token)."""
     timeout_s: float = 60.0
+    query_runtime: Literal["onnx", "torch"] = "onnx"
+    """How a local model embeds queries on CPU: ONNX Runtime (the model exported once, same
+    vectors, about 3x faster for one query) or PyTorch. Documents always use PyTorch."""
     query_cache_size: int = Field(default=4096, ge=0)
     """Query vectors kept in an in-process LRU keyed by (model, exact text); 0 disables."""
 

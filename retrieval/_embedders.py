@@ -3,10 +3,12 @@ OpenAI-compatible `/v1/embeddings` upstream. Heavy imports happen on constructio
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from common import LocalEmbedder, local_embedder
@@ -16,6 +18,8 @@ from ._errors import RetrievalError
 
 if TYPE_CHECKING:
     import numpy as np
+
+log = logging.getLogger("llmops.retrieval.embedders")
 
 
 @runtime_checkable
@@ -81,6 +85,35 @@ class SentenceTransformerEmbedder(_Described):
             raise RetrievalError(str(exc)) from None
         seq = self._local.max_seq_length
         self._max_tokens = int(config.max_tokens or seq) - 2  # [CLS] and [SEP]
+        self._onnx_wanted = config.query_runtime == "onnx" and config.device == "cpu"
+        self._onnx: Any = None
+        self._onnx_lock = threading.Lock()
+
+    @property
+    def query_runtime(self) -> str:
+        """What embeds queries: 'onnx' once the encoder is up, else 'torch'."""
+        return "onnx" if self._onnx is not None else "torch"
+
+    def _onnx_encoder(self) -> Any:
+        if self._onnx is None and self._onnx_wanted:
+            with self._onnx_lock:
+                if self._onnx is None and self._onnx_wanted:
+                    from common import default_model_path, llmops_home
+
+                    from ._onnx_query import OnnxQueryEncoder
+
+                    folder = Path(self._local.path or default_model_path())
+                    try:
+                        self._onnx = OnnxQueryEncoder(
+                            self._local.model, folder, llmops_home() / "models" / "onnx"
+                        )
+                    except Exception as exc:  # missing runtime, other architecture, export
+                        self._onnx_wanted = False
+                        log.warning(
+                            "queries of %s are embedded with PyTorch: no ONNX query encoder "
+                            "(%s: %s)", self._name, type(exc).__name__, exc,
+                        )  # fmt: skip
+        return self._onnx
 
     @property
     def model(self) -> Any:
@@ -93,6 +126,9 @@ class SentenceTransformerEmbedder(_Described):
         return self._local.encode(texts, self._batch)
 
     def embed_query(self, text: str) -> np.ndarray:
+        onnx = self._onnx_encoder()
+        if onnx is not None:
+            return onnx.encode(text)  # type: ignore[no-any-return]
         return self.embed_documents([text])[0]
 
 
