@@ -6,6 +6,8 @@ scores with their metrics and intervals; the store options are retrieval's."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -25,7 +27,7 @@ from retrieval.cli import (
 )
 
 if TYPE_CHECKING:
-    from retrieval import Retriever
+    from retrieval import Store
 
 app = typer.Typer(
     help="Tune how collections are searched, and rebuild them as gated versions.",
@@ -145,12 +147,24 @@ def _table(summary: dict) -> object:
     return table
 
 
-def _store_retriever(
+@contextmanager
+def _opened_store(
     config: Path | None, backend: str | None, store_path: str | None, url: str | None
-) -> Retriever:
-    from retrieval import Retriever
+) -> Iterator[Store]:
+    """The configured store for one command; its errors become a message and exit 1."""
+    from rich.markup import escape
 
-    return Retriever(config_from_options(config, backend, store_path, url, None, None, None))
+    from common import cli_console
+    from retrieval import RetrievalError, Retriever
+
+    r = Retriever(config_from_options(config, backend, store_path, url, None, None, None))
+    try:
+        yield r.store
+    except (RetrievalError, ValueError, OSError) as exc:
+        cli_console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    finally:
+        r.close()
 
 
 @app.command()
@@ -165,18 +179,12 @@ def versions(
     from rich.markup import escape
 
     from common import cli_console
-    from retrieval import RetrievalError, collection_versions
+    from retrieval import collection_versions
 
     console, err = cli_console(), cli_console(stderr=True)
-    r = _store_retriever(config, backend, store_path, url)
-    try:
-        v = collection_versions(r.store, alias)
-        counts = {n: r.store.count(n) for n in v.versions + ([alias] if v.plain else [])}
-    except (RetrievalError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
-    finally:
-        r.close()
+    with _opened_store(config, backend, store_path, url) as store:
+        v = collection_versions(store, alias)
+        counts = {n: store.count(n) for n in v.versions + ([alias] if v.plain else [])}
     if not counts:
         err.print(f"[bold red]error:[/] no collection or version named {escape(alias)!r}")
         raise typer.Exit(1)
@@ -198,18 +206,11 @@ def alias(
     from rich.markup import escape
 
     from common import cli_console
-    from retrieval import RetrievalError, switch_alias
+    from retrieval import switch_alias
 
-    console, err = cli_console(), cli_console(stderr=True)
-    r = _store_retriever(config, backend, store_path, url)
-    try:
-        ms = switch_alias(r.store, name, collection) * 1000
-    except (RetrievalError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
-    finally:
-        r.close()
-    console.print(f"{escape(name)} -> {escape(collection)} ({ms:.1f} ms)")
+    with _opened_store(config, backend, store_path, url) as store:
+        ms = switch_alias(store, name, collection) * 1000
+    cli_console().print(f"{escape(name)} -> {escape(collection)} ({ms:.1f} ms)")
 
 
 @app.command()
@@ -224,18 +225,11 @@ def rollback(
     from rich.markup import escape
 
     from common import cli_console
-    from retrieval import RetrievalError, rollback_alias
+    from retrieval import rollback_alias
 
-    console, err = cli_console(), cli_console(stderr=True)
-    r = _store_retriever(config, backend, store_path, url)
-    try:
-        was, now = rollback_alias(r.store, name)
-    except (RetrievalError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
-    finally:
-        r.close()
-    console.print(f"{escape(name)} -> {escape(now)} (was {escape(was)})")
+    with _opened_store(config, backend, store_path, url) as store:
+        was, now = rollback_alias(store, name)
+    cli_console().print(f"{escape(name)} -> {escape(now)} (was {escape(was)})")
 
 
 @app.command()
@@ -252,20 +246,12 @@ def snapshot(
     from rich.markup import escape
 
     from common import cli_console
-    from retrieval import RetrievalError
 
-    console, err = cli_console(), cli_console(stderr=True)
-    r = _store_retriever(config, backend, store_path, url)
-    try:
-        real = r.store.resolve(name)
-        path = r.store.snapshot(name, out)
-    except (RetrievalError, ValueError, OSError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
-    finally:
-        r.close()
+    with _opened_store(config, backend, store_path, url) as store:
+        real = store.resolve(name)
+        path = store.snapshot(name, out)
     size = path.stat().st_size / 1e6
-    console.print(f"{escape(real)} -> {escape(str(path))} ({size:.1f} MB)")
+    cli_console().print(f"{escape(real)} -> {escape(str(path))} ({size:.1f} MB)")
 
 
 @app.command()
@@ -281,19 +267,11 @@ def restore(
     from rich.markup import escape
 
     from common import cli_console
-    from retrieval import RetrievalError
 
-    console, err = cli_console(), cli_console(stderr=True)
-    r = _store_retriever(config, backend, store_path, url)
-    try:
-        r.store.restore(snapshot_file, name)
-        n = r.store.count(name)
-    except (RetrievalError, ValueError, OSError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
-    finally:
-        r.close()
-    console.print(f"restored {escape(name)}: {n} chunks")
+    with _opened_store(config, backend, store_path, url) as store:
+        store.restore(snapshot_file, name)
+        n = store.count(name)
+    cli_console().print(f"restored {escape(name)}: {n} chunks")
 
 
 @app.command()

@@ -9,7 +9,7 @@ import asyncio
 import base64
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import orjson
@@ -51,6 +51,25 @@ def openai_error(
     return _json(
         {"error": {"message": message, "type": type, "param": param, "code": code}}, status
     )
+
+
+_T = TypeVar("_T", bound=BaseModel)
+
+
+async def parse_body(
+    request: Request, model: type[_T], *, empty: bytes | None = b"{}"
+) -> _T | Response:
+    """The JSON body as ``model``, or the OpenAI-shaped 400 naming what is wrong. ``empty`` is
+    what a body-less request stands for (None: a body is required)."""
+    raw = await request.body()
+    try:
+        return model.model_validate(orjson.loads(raw or empty or b""))
+    except orjson.JSONDecodeError as exc:
+        return openai_error(f"request body is not valid JSON: {exc}", 400)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        param = ".".join(str(p) for p in err["loc"]) or None
+        return openai_error(f"invalid request: {err['msg']}", 400, param=param)
 
 
 def _error_for(exc: Exception) -> Response:
@@ -142,15 +161,9 @@ def make_vector_search_router(retriever: Retriever) -> APIRouter:
 
     @router.post("/v1/vector_stores/{collection}/search")
     async def search_vector_store(collection: str, request: Request) -> Response:
-        try:
-            body = orjson.loads(await request.body())
-            req = VectorStoreSearchRequest.model_validate(body)
-        except orjson.JSONDecodeError as exc:
-            return openai_error(f"request body is not valid JSON: {exc}", 400)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            param = ".".join(str(p) for p in err["loc"]) or None
-            return openai_error(f"invalid request: {err['msg']}", 400, param=param)
+        req = await parse_body(request, VectorStoreSearchRequest, empty=None)
+        if isinstance(req, Response):
+            return req
         queries = [req.query] if isinstance(req.query, str) else req.query
         if not queries or not all(q.strip() for q in queries):
             return openai_error("query must be a non-empty string", 400, param="query")

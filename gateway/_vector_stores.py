@@ -9,15 +9,14 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway._files import FileNotFound, FileStore
-from gateway._vector_search import _error_for, _json, openai_error
+from gateway._vector_search import _error_for, _json, openai_error, parse_body
 from gateway._vector_store_jobs import StoreNotFound, VectorStoreJobs
 from retrieval import RESERVED_PAYLOAD, RetrievalError
 
@@ -52,21 +51,6 @@ class UpdateFile(_Body):
 class CreateFileBatch(_Body):
     file_ids: list[str] = Field(min_length=1, max_length=500)
     attributes: Attributes | None = Field(None, max_length=16)
-
-
-_T = TypeVar("_T", bound=BaseModel)
-
-
-async def _parse(request: Request, model: type[_T]) -> _T | Response:
-    raw = await request.body()
-    try:
-        return model.model_validate(orjson.loads(raw or b"{}"))
-    except orjson.JSONDecodeError as exc:
-        return openai_error(f"request body is not valid JSON: {exc}", 400)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        return openai_error(f"invalid request: {err['msg']}", 400, param=param)
 
 
 def _check_attributes(attrs: Attributes | None) -> Response | None:
@@ -196,7 +180,7 @@ def make_vector_stores_router(jobs: VectorStoreJobs) -> APIRouter:
     @router.post("/v1/vector_stores")
     @_answer("file")
     async def create_store(request: Request) -> Any:
-        body = await _parse(request, CreateVectorStore)
+        body = await parse_body(request, CreateVectorStore)
         if isinstance(body, Response):
             return body
         for fid in body.file_ids:  # every file known before anything is created
@@ -221,7 +205,7 @@ def make_vector_stores_router(jobs: VectorStoreJobs) -> APIRouter:
     @router.post("/v1/vector_stores/{store_id}")
     @_answer("vector store")
     async def modify_store(store_id: str, request: Request) -> Any:
-        body = await _parse(request, ModifyVectorStore)
+        body = await parse_body(request, ModifyVectorStore)
         if isinstance(body, Response):
             return body
         await jobs.update(store_id, body.name, body.metadata)
@@ -236,7 +220,7 @@ def make_vector_stores_router(jobs: VectorStoreJobs) -> APIRouter:
     @router.post("/v1/vector_stores/{store_id}/files")
     @_answer("file")
     async def attach(store_id: str, request: Request) -> Any:
-        body = await _parse(request, AttachFile)
+        body = await parse_body(request, AttachFile)
         if isinstance(body, Response):
             return body
         return _check_attributes(body.attributes) or await jobs.attach(
@@ -260,7 +244,7 @@ def make_vector_stores_router(jobs: VectorStoreJobs) -> APIRouter:
     @router.post("/v1/vector_stores/{store_id}/files/{file_id}")
     @_answer("file")
     async def update_store_file(store_id: str, file_id: str, request: Request) -> Any:
-        body = await _parse(request, UpdateFile)
+        body = await parse_body(request, UpdateFile)
         if isinstance(body, Response):
             return body
         await jobs.file_object(store_id, file_id)  # attached, or a 404
@@ -277,7 +261,7 @@ def make_vector_stores_router(jobs: VectorStoreJobs) -> APIRouter:
     @router.post("/v1/vector_stores/{store_id}/file_batches")
     @_answer("file")
     async def create_batch(store_id: str, request: Request) -> Any:
-        body = await _parse(request, CreateFileBatch)
+        body = await parse_body(request, CreateFileBatch)
         if isinstance(body, Response):
             return body
         bad = _check_attributes(body.attributes)
