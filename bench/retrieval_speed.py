@@ -341,7 +341,8 @@ def bench_gateway_search(root: Path, tmp: Path, queries: int) -> dict[str, objec
         "server": {"port": free_port()}, "auth": {"enabled": False}, "models": [],
         "prompts": None, "retrieval": {"home": str(tmp), "store": {"path": str(root)}},
     }  # fmt: skip
-    with gateway_process(cfg, tmp, "") as (url, _pid), httpx.Client(base_url=url) as c:
+    # The first search loads the embedder in the gateway: a generous timeout, untimed.
+    with gateway_process(cfg, tmp, "") as (url, _pid), httpx.Client(base_url=url, timeout=120) as c:
         path = "/v1/vector_stores/big/search"
 
         def timed(qs: list[str]) -> list[float]:

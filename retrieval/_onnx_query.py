@@ -115,6 +115,10 @@ class OnnxQueryEncoder:
         self._tok.enable_truncation(int(st.max_seq_length))
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        # ORT's idle threads spin by default; on a small CPU that starves the vector
+        # search and the event loop that run right after the embedding.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()
 
