@@ -26,7 +26,16 @@ import qdrant_edge as qe
 from ._config import validate_alias_name, validate_collection_name
 from ._errors import CollectionNotFoundError, RetrievalError, StoreBusyError
 from ._filters import ComparisonFilter, Filter
-from ._store import DENSE, INDEXED_FIELDS, SPARSE, CollectionMeta, PointData, QueryPlan, StoredHit
+from ._store import (
+    DENSE,
+    INDEXED_FIELDS,
+    SPARSE,
+    CollectionMeta,
+    PointData,
+    QueryPlan,
+    StoredHit,
+    refuse_served_drop,
+)
 
 _BIG = 10**9
 _ALIASES = "aliases.json"
@@ -196,13 +205,7 @@ class EdgeStore:
         return sorted(p.parent.name for p in self._root.glob("*/meta.json"))
 
     def drop_collection(self, name: str) -> None:
-        served = sorted(a for a, c in self.aliases().items() if name in (a, c))
-        if served:
-            raise RetrievalError(
-                f"{name!r} is served by the alias {served[0]!r}: switch or drop the alias first"
-                if name not in served
-                else f"{name!r} is an alias: drop the alias, or the version it names"
-            )
+        refuse_served_drop(self.aliases(), name)
         validate_collection_name(name)
         with self._lock:
             shard = self._shards.pop(name, None)

@@ -26,7 +26,16 @@ from qdrant_client import QdrantClient, models
 from ._config import StoreConfig, validate_alias_name, validate_collection_name
 from ._errors import CollectionNotFoundError, RetrievalError
 from ._filters import ComparisonFilter, Filter
-from ._store import DENSE, INDEXED_FIELDS, SPARSE, CollectionMeta, PointData, QueryPlan, StoredHit
+from ._store import (
+    DENSE,
+    INDEXED_FIELDS,
+    SPARSE,
+    CollectionMeta,
+    PointData,
+    QueryPlan,
+    StoredHit,
+    refuse_served_drop,
+)
 
 _META_KEY = "llmops"
 _BIG = 10**9
@@ -233,13 +242,7 @@ class QdrantServerStore:
     def drop_collection(self, name: str) -> None:
         validate_collection_name(name)
         self._aliases_at = -_ALIAS_TTL_S
-        served = sorted(a for a, c in self.aliases().items() if name in (a, c))
-        if served:
-            raise RetrievalError(
-                f"{name!r} is served by the alias {served[0]!r}: switch or drop the alias first"
-                if name not in served
-                else f"{name!r} is an alias: drop the alias, or the version it names"
-            )
+        refuse_served_drop(self.aliases(), name)
         self._client.delete_collection(name)
 
     def upsert(self, name: str, points: Sequence[PointData]) -> None:

@@ -4,7 +4,7 @@ behave the same (one shared test suite runs against both)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from ._config import DEFAULT_MODE, SearchMode, SparseConfig
+from ._errors import RetrievalError
 from ._filters import Filter
 from ._sparse import Sparse
 
@@ -125,3 +126,15 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def refuse_served_drop(aliases: Mapping[str, str], name: str) -> None:
+    """Both backends refuse to drop an alias or a version an alias serves: a drop would turn
+    every search of that alias into an error."""
+    served = sorted(a for a, c in aliases.items() if name in (a, c))
+    if served:
+        raise RetrievalError(
+            f"{name!r} is served by the alias {served[0]!r}: switch or drop the alias first"
+            if name not in served
+            else f"{name!r} is an alias: drop the alias, or the version it names"
+        )
