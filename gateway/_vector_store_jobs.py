@@ -23,11 +23,28 @@ from typing import Any
 
 from gateway._files import FileNotFound, FileStore
 from gateway._vector_search import file_id as source_file_id
-from retrieval import SUPPORTED_SUFFIXES, CollectionNotFoundError, ComparisonFilter, Retriever
+from retrieval import (
+    SUPPORTED_SUFFIXES,
+    ChunkingConfig,
+    CollectionNotFoundError,
+    ComparisonFilter,
+    Retriever,
+)
 
 log = logging.getLogger("llmops.gateway.vector_stores")
 
 _STATUSES = ("in_progress", "completed", "failed", "cancelled")
+_AUTO = {"type": "auto"}
+
+
+def _chunking_config(strategy: dict[str, Any] | None) -> ChunkingConfig | None:
+    """OpenAI's static strategy as the chunker's settings; None ("auto"): the config's own.
+    Chunks stay within the embedding model's limit, so sizes above it are cut to it."""
+    if not strategy or strategy.get("type") != "static":
+        return None
+    st = strategy["static"]
+    return ChunkingConfig(chunk_tokens=st["max_chunk_size_tokens"],
+                          overlap_tokens=st["chunk_overlap_tokens"])  # fmt: skip
 
 
 class StoreNotFound(KeyError):
@@ -89,12 +106,15 @@ class VectorStoreJobs:
             raise StoreNotFound(store_id)
         return self._load(store_id)
 
-    async def create(self, name: str | None, metadata: dict[str, str] | None) -> str:
+    async def create(
+        self, name: str | None, metadata: dict[str, str] | None, chunking: dict[str, Any] | None
+    ) -> str:
         free = bool(name) and await asyncio.to_thread(_free_name, self, name or "")
         store_id = name if free and name else "vs_" + secrets.token_hex(12)
         await asyncio.to_thread(self.retriever.create_collection, store_id)
         self._records[store_id] = {"name": name or store_id, "created_at": int(time.time()),
-                                   "metadata": metadata, "files": {}, "batches": {}}  # fmt: skip
+                                   "metadata": metadata, "files": {}, "batches": {},
+                                   "chunking_strategy": chunking}  # fmt: skip
         await self._save(store_id)
         return store_id
 
@@ -161,7 +181,7 @@ class VectorStoreJobs:
             out.append({"id": source_file_id(source), "object": "vector_store.file",
                         "created_at": 0, "vector_store_id": store_id, "status": "completed",
                         "last_error": None, "usage_bytes": size, "attributes": {},
-                        "chunking_strategy": {"type": "auto"}})  # fmt: skip
+                        "chunking_strategy": _AUTO})  # fmt: skip
         return sorted(out, key=lambda o: o["created_at"], reverse=True)
 
     def _file_object(self, store_id: str, file_id: str, f: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +194,7 @@ class VectorStoreJobs:
             "last_error": f["last_error"],
             "usage_bytes": f["usage_bytes"] if f["status"] == "completed" else 0,
             "attributes": f["attributes"],
-            "chunking_strategy": {"type": "auto"},
+            "chunking_strategy": f.get("chunking_strategy") or _AUTO,
         }
 
     async def file_object(self, store_id: str, file_id: str) -> dict[str, Any]:
@@ -184,16 +204,23 @@ class VectorStoreJobs:
         raise FileNotFound(file_id)
 
     async def attach(
-        self, store_id: str, file_id: str, attributes: dict[str, Any], batch_id: str | None = None
+        self,
+        store_id: str,
+        file_id: str,
+        attributes: dict[str, Any],
+        batch_id: str | None = None,
+        chunking: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Accept a file for ingestion (status in_progress) and queue it; re-attaching a file
-        ingests it again with the new attributes."""
+        ingests it again with the new attributes. Without a chunking strategy of its own the
+        file takes the store's (else the retrieval config's: "auto")."""
         rec = await self.require(store_id)
+        chunking = chunking or rec.get("chunking_strategy")
         obj = await asyncio.to_thread(self.files.get, file_id)
         path = await asyncio.to_thread(self.files.path, file_id)
         f = {"created_at": int(time.time()), "status": "in_progress", "last_error": None,
              "usage_bytes": obj["bytes"], "attributes": attributes, "batch_id": batch_id,
-             "source": str(path.resolve())}  # fmt: skip
+             "source": str(path.resolve()), "chunking_strategy": chunking}  # fmt: skip
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
             f["status"] = "failed"
             f["last_error"] = {"code": "unsupported_file", "message": (
@@ -226,7 +253,11 @@ class VectorStoreJobs:
 
     # --- batches ------------------------------------------------------------------------------
     async def create_batch(
-        self, store_id: str, file_ids: list[str], attributes: dict[str, Any]
+        self,
+        store_id: str,
+        file_ids: list[str],
+        attributes: dict[str, Any],
+        chunking: dict[str, Any] | None = None,
     ) -> str:
         rec = await self.require(store_id)
         for fid in file_ids:  # all known before any is accepted
@@ -235,7 +266,7 @@ class VectorStoreJobs:
         rec["batches"][batch_id] = {"created_at": int(time.time()), "file_ids": file_ids,
                                     "cancelled": False}  # fmt: skip
         for fid in file_ids:
-            await self.attach(store_id, fid, attributes, batch_id)
+            await self.attach(store_id, fid, attributes, batch_id, chunking)
         return batch_id
 
     async def batch_object(self, store_id: str, batch_id: str) -> dict[str, Any]:
@@ -283,8 +314,9 @@ class VectorStoreJobs:
             try:
                 attrs = {"file_id": file_id, **f["attributes"]}
                 report = await asyncio.to_thread(
-                    self.retriever.ingest, [f["source"]], store_id, attributes=attrs
-                )
+                    self.retriever.ingest, [f["source"]], store_id, attributes=attrs,
+                    chunking=_chunking_config(f.get("chunking_strategy")),
+                )  # fmt: skip
                 problems = report.failed + report.skipped
                 if problems:
                     f["status"] = "failed"

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway._files import FileNotFound, FileStore
 from gateway._vector_search import _error_for, _json, openai_error, parse_body
@@ -25,13 +25,44 @@ Attributes = dict[str, str | int | float | bool]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # chunking_strategy, expires_after: accepted
+    model_config = ConfigDict(extra="ignore")  # expires_after: accepted, stores do not expire
+
+
+class _StaticChunking(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_chunk_size_tokens: int = Field(ge=100, le=4096)
+    chunk_overlap_tokens: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _half(self) -> _StaticChunking:
+        if self.chunk_overlap_tokens > self.max_chunk_size_tokens // 2:
+            raise ValueError("chunk_overlap_tokens must not exceed half of max_chunk_size_tokens")
+        return self
+
+
+class ChunkingStrategy(BaseModel):
+    """OpenAI's ``{"type": "auto"}`` or ``{"type": "static", "static": {...}}``, with its
+    bounds (100-4096 tokens, overlap at most half)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["auto", "static"]
+    static: _StaticChunking | None = None
+
+    @model_validator(mode="after")
+    def _static_needs_sizes(self) -> ChunkingStrategy:
+        if (self.type == "static") != (self.static is not None):
+            raise ValueError("'static' is required with type 'static' and only then")
+        return self
+
+    def as_dict(self) -> dict[str, Any] | None:
+        return self.model_dump(exclude_none=True) if self.type == "static" else None
 
 
 class CreateVectorStore(_Body):
     name: str | None = Field(None, max_length=256)
     file_ids: list[str] = Field(default_factory=list, max_length=500)
     metadata: dict[str, str] | None = Field(None, max_length=16)
+    chunking_strategy: ChunkingStrategy | None = None
 
 
 class ModifyVectorStore(_Body):
@@ -42,6 +73,7 @@ class ModifyVectorStore(_Body):
 class AttachFile(_Body):
     file_id: str
     attributes: Attributes | None = Field(None, max_length=16)
+    chunking_strategy: ChunkingStrategy | None = None
 
 
 class UpdateFile(_Body):
@@ -51,6 +83,12 @@ class UpdateFile(_Body):
 class CreateFileBatch(_Body):
     file_ids: list[str] = Field(min_length=1, max_length=500)
     attributes: Attributes | None = Field(None, max_length=16)
+    chunking_strategy: ChunkingStrategy | None = None
+
+
+def _chunking(body: Any) -> dict[str, Any] | None:
+    cs: ChunkingStrategy | None = body.chunking_strategy
+    return cs.as_dict() if cs is not None else None
 
 
 def _check_attributes(attrs: Attributes | None) -> Response | None:
@@ -185,7 +223,7 @@ def make_vector_stores_router(jobs: VectorStoreJobs) -> APIRouter:
             return body
         for fid in body.file_ids:  # every file known before anything is created
             await asyncio.to_thread(jobs.files.get, fid)
-        store_id = await jobs.create(body.name, body.metadata)
+        store_id = await jobs.create(body.name, body.metadata, _chunking(body))
         for fid in body.file_ids:
             await jobs.attach(store_id, fid, {})
         return await jobs.store_object(store_id)
@@ -224,7 +262,7 @@ def make_vector_stores_router(jobs: VectorStoreJobs) -> APIRouter:
         if isinstance(body, Response):
             return body
         return _check_attributes(body.attributes) or await jobs.attach(
-            store_id, body.file_id, dict(body.attributes or {})
+            store_id, body.file_id, dict(body.attributes or {}), chunking=_chunking(body)
         )
 
     @router.get("/v1/vector_stores/{store_id}/files")
@@ -267,7 +305,9 @@ def make_vector_stores_router(jobs: VectorStoreJobs) -> APIRouter:
         bad = _check_attributes(body.attributes)
         if bad is not None:
             return bad
-        batch_id = await jobs.create_batch(store_id, body.file_ids, dict(body.attributes or {}))
+        batch_id = await jobs.create_batch(
+            store_id, body.file_ids, dict(body.attributes or {}), _chunking(body)
+        )
         return await jobs.batch_object(store_id, batch_id)
 
     @router.get("/v1/vector_stores/{store_id}/file_batches/{batch_id}")

@@ -10,7 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ._config import RerankerConfig, RetrievalConfig, SearchMode, validate_collection_name
+from ._config import (
+    ChunkingConfig,
+    RerankerConfig,
+    RetrievalConfig,
+    SearchMode,
+    validate_collection_name,
+)
 from ._embedders import Embedder, make_embedder
 from ._errors import CollectionNotFoundError
 from ._filters import Filter, parse_filters
@@ -157,10 +163,14 @@ class Retriever:
         tags: Sequence[str] = (),
         progress: IngestProgress | None = None,
         attributes: Mapping[str, object] | None = None,
+        chunking: ChunkingConfig | None = None,
     ) -> IngestReport:
+        """``chunking`` replaces the config's chunking for these files only."""
         validate_collection_name(collection)
         self.forget_meta(collection)
-        ingestor = Ingestor(self.store, self.embedder, self.config)
+        config = self.config if chunking is None else self.config.model_copy(
+            update={"chunking": chunking})  # fmt: skip
+        ingestor = Ingestor(self.store, self.embedder, config)
         return ingestor.run(paths, collection, prune=prune, tags=tags, progress=progress,
                             attributes=attributes)  # fmt: skip
 

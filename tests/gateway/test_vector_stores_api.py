@@ -91,10 +91,18 @@ def test_sdk_ingests_while_chat_and_search_keep_flowing(
             attributes={"lang": "en"}, poll_interval_ms=100,
         )  # fmt: skip
         assert batch.status == "completed" and batch.file_counts.completed == 2, batch
+        static = {
+            "type": "static",
+            "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 20},
+        }
         vf = client.vector_stores.files.create_and_poll(
-            vector_store_id=vs.id, file_id=up["japan.md"].id, poll_interval_ms=100
-        )
+            vector_store_id=vs.id, file_id=up["japan.md"].id, poll_interval_ms=100,
+            chunking_strategy=static,  # type: ignore[arg-type]
+        )  # fmt: skip
         assert vf.status == "completed" and vf.last_error is None
+        assert vf.chunking_strategy and vf.chunking_strategy.model_dump() == static
+        assert batch.id and client.vector_stores.files.retrieve(
+            up["france.md"].id, vector_store_id=vs.id).chunking_strategy.type == "auto"  # type: ignore[union-attr]  # fmt: skip
         # A file type with no reader is accepted, then fails with OpenAI's error code.
         odd = client.files.create(file=("notes.xyz", b"binary stuff"), purpose="assistants")
         bad = client.vector_stores.files.create_and_poll(
@@ -144,6 +152,12 @@ def test_sdk_ingests_while_chat_and_search_keep_flowing(
         with pytest.raises(openai.APIStatusError) as big:
             client.files.create(file=("big.md", b"x" * 8192), purpose="assistants")
         assert big.value.status_code == 413
+        with pytest.raises(openai.BadRequestError, match="half"):
+            client.vector_stores.files.create(
+                vector_store_id=vs.id, file_id=up["japan.md"].id,
+                chunking_strategy={"type": "static", "static": {  # type: ignore[arg-type]
+                    "max_chunk_size_tokens": 100, "chunk_overlap_tokens": 60}},
+            )  # fmt: skip
         with pytest.raises(openai.BadRequestError, match="reserved"):
             client.vector_stores.files.create(vector_store_id=vs.id, file_id=up["japan.md"].id,
                                               attributes={"source": "x"})  # fmt: skip
