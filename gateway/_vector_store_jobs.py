@@ -212,10 +212,11 @@ class VectorStoreJobs:
         chunking: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Accept a file for ingestion (status in_progress) and queue it; re-attaching a file
-        ingests it again with the new attributes. Without a chunking strategy of its own the
-        file takes the store's (else the retrieval config's: "auto")."""
+        ingests it again with the new attributes and the chunking it had. Without a chunking
+        strategy of its own the file takes the store's (else the retrieval config's: "auto")."""
         rec = await self.require(store_id)
-        chunking = chunking or rec.get("chunking_strategy")
+        before = rec["files"].get(file_id) or {}
+        chunking = chunking or before.get("chunking_strategy") or rec.get("chunking_strategy")
         obj = await asyncio.to_thread(self.files.get, file_id)
         path = await asyncio.to_thread(self.files.path, file_id)
         f = {"created_at": int(time.time()), "status": "in_progress", "last_error": None,
