@@ -318,6 +318,25 @@ def rebuild(
         Optional[Path],  # noqa: UP045
         typer.Option("--json", help="Also write the gate's measurements to this file."),
     ] = None,
+    gateway: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--gateway",
+            help="Rebuild through this gateway (its admin API) while it serves. "
+            "Default: the gateway serving this data directory, if one runs.",
+        ),
+    ] = None,
+    direct: Annotated[
+        bool, typer.Option("--direct", help="Work on the store directly, even if a gateway runs.")
+    ] = False,
+    api_key: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--api-key", envvar="LLMOPS_API_KEY", help="Gateway key, for its search."),
+    ] = None,
+    admin_key: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--admin-key", envvar="LLMOPS_ADMIN_KEY", help="The gateway's admin key."),
+    ] = None,
     config: ConfigOpt = None,
     backend: BackendOpt = None,
     store_path: PathOpt = None,
@@ -328,16 +347,35 @@ def rebuild(
 ) -> None:
     """Build NAME@vN+1 from the sources of what NAME serves (new chunking or embedder) while
     NAME keeps serving, gate it against the serving version on judged queries, and switch the
-    alias only if it passes. Exit 1 when the gate fails (nothing switched)."""
+    alias only if it passes. Exit 1 when the gate fails (nothing switched).
+
+    While a gateway serves the data directory, it builds the new version itself (the
+    embedded engine lets one process open a collection) and both versions are scored through
+    its search endpoint; that needs its admin key."""
     from rich.markup import escape
 
-    from common import cli_console
+    from common import cli_console, serving_gateway
+    from evals._retrieval_rebuild import LocalVersions, VersionBackend
     from evals._retrieval_rebuild import rebuild as run_rebuild
     from evals._retrieval_tune import TuneError, load_judged
     from retrieval import RetrievalError, Retriever
 
     console, err = cli_console(), cli_console(stderr=True)
     cfg = config_from_options(config, backend, store_path, url, model, model_path, embed_url)
+    named = backend or store_path or url or config
+    target = gateway or (None if direct or named else serving_gateway(cfg.resolved_home()))
+    if target is not None and (new_model or new_model_path):
+        err.print(
+            "[bold red]error:[/] a gateway searches with its own embedder, so a version built "
+            "with another one needs the gateway's config changed with it: stop the gateway, "
+            "add --direct, and point its retrieval.embedder at the new model"
+        )
+        raise typer.Exit(2)
+    if target is not None and not admin_key:
+        err.print(f"[bold red]error:[/] the gateway at {escape(target)} serves this store; its "
+                  "admin key is needed to rebuild through it: --admin-key or LLMOPS_ADMIN_KEY "
+                  "(or --direct with the gateway stopped)")  # fmt: skip
+        raise typer.Exit(2)
     cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"mode": None})})
     chunking = cfg.chunking.model_copy(update={
         k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap_tokens))
@@ -351,21 +389,35 @@ def rebuild(
     except (TuneError, ValueError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    quiet_model_loading()
-    serving = Retriever(cfg)
-    same_model = new_cfg.embedder == cfg.embedder
-    candidate = Retriever(new_cfg, store=serving.store,
-                          embedder=serving.embedder if same_model else None)  # fmt: skip
+    versions: VersionBackend
+    if target is not None:
+        from evals._retrieval_gateway import GatewayVersions
+
+        pairs = (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap_tokens))
+        asked = {k: v for k, v in pairs if v is not None}
+        err.print(f"rebuilding {escape(name)} through the gateway at {escape(target)}")
+        remote = GatewayVersions(target, name, api_key=api_key, admin_key=admin_key or "",
+                                 chunking=asked, depth=depth, id_field=id_field)  # fmt: skip
+        versions, close = remote, remote.close
+        close = remote.close
+    else:
+        quiet_model_loading()
+        serving = Retriever(cfg)
+        same_model = new_cfg.embedder == cfg.embedder
+        candidate = Retriever(new_cfg, store=serving.store,
+                              embedder=serving.embedder if same_model else None)  # fmt: skip
+        versions = LocalVersions(name, serving=serving, candidate=candidate, depth=depth,
+                                 id_field=id_field)  # fmt: skip
+        close = serving.close
     try:
         with err.status(f"building the next version of {name} and scoring both"):
-            result = run_rebuild(name, judged, serving=serving, candidate=candidate,
-                                 max_regression=max_regression, keep=keep, depth=depth,
-                                 id_field=id_field)  # fmt: skip
+            result = run_rebuild(name, judged, versions, max_regression=max_regression,
+                                 keep=keep)  # fmt: skip
     except (RetrievalError, ValueError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
     finally:
-        serving.close()
+        close()
     for m in result.missing:
         err.print(f"[yellow]warning:[/] source gone, not in {result.candidate}: {escape(m)}")
     for rd in result.readings:

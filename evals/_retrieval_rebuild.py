@@ -3,34 +3,51 @@ get worse: ``kb@v4`` is ingested from the sources of what ``kb`` serves, with ne
 another embedder, while ``kb`` keeps serving; both versions are scored on the same judged
 queries (nDCG@10 and recall@10, the evals' retrieval metrics) and the paired per-query deltas
 read with the evals' non-inferiority rule. A failed gate leaves the serving version untouched.
-"""
+
+The store's part (build, switch, drop, prune) is a backend's: the store itself
+(``LocalVersions``), or the gateway that serves it, over its admin API (the embedded engine
+lets only one process open a collection's files)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from evals._retrieval_tune import Candidate, Judged, ModeScores, score_modes
+from evals._retrieval_tune import Candidate, Judged, document_id, score_ranking
 from evals._stats import bootstrap_mean_ci, classify, stable_seed
 from retrieval import (
     CollectionMeta,
     IngestProgress,
-    IngestReport,
-    RetrievalError,
     Retriever,
-    collection_versions,
+    build_next_version,
     prune_versions,
     switch_alias,
 )
 
-_CARRIED = ("mode", "rrf_k", "weights", "alpha")  # the search settings a new version inherits
+
+@dataclass(slots=True)
+class Built:
+    baseline: str
+    name: str
+    files: int
+    chunks: int
+    missing: list[str]
 
 
-class RebuildError(RetrievalError):
-    """Nothing to rebuild from (no collection, no source file left)."""
+class VersionBackend(Protocol):
+    """Where the versions live; ``ranked`` searches one version as it is served."""
+
+    def build(self) -> Built: ...
+
+    def ranked(self, collection: str, query: str) -> list[str]: ...
+
+    def switch(self, name: str) -> float: ...  # milliseconds the switch took
+
+    def drop(self, name: str) -> None: ...
+
+    def prune(self, keep: int) -> list[str]: ...
 
 
 @dataclass(slots=True)
@@ -50,15 +67,24 @@ class Reading:
 @dataclass(slots=True)
 class RebuildResult:
     alias: str
-    baseline: str
-    candidate: str
-    report: IngestReport
-    missing: list[str]
+    built: Built
     readings: list[Reading]
     max_regression: float
     switched: bool = False
     switch_ms: float | None = None
     dropped: list[str] = field(default_factory=list)
+
+    @property
+    def baseline(self) -> str:
+        return self.built.baseline
+
+    @property
+    def candidate(self) -> str:
+        return self.built.name
+
+    @property
+    def missing(self) -> list[str]:
+        return self.built.missing
 
     @property
     def passed(self) -> bool:
@@ -69,6 +95,7 @@ class RebuildResult:
             "alias": self.alias, "baseline": self.baseline, "candidate": self.candidate,
             "passed": self.passed, "switched": self.switched, "switch_ms": self.switch_ms,
             "max_regression": self.max_regression, "missing_sources": self.missing,
+            "files": self.built.files, "chunks": self.built.chunks,
             "readings": [r.as_dict() for r in self.readings], "dropped": self.dropped,
         }  # fmt: skip
 
@@ -87,70 +114,74 @@ def _read(metric: str, old: np.ndarray, new: np.ndarray, max_regression: float) 
 def rebuild(
     alias: str,
     judged: Judged,
+    backend: VersionBackend,
     *,
-    serving: Retriever,
-    candidate: Retriever,
     max_regression: float = 0.02,
     keep: int = 1,
-    depth: int = 100,
-    id_field: str | None = None,
-    progress: IngestProgress | None = None,
 ) -> RebuildResult:
-    """Build the next version with ``candidate``'s config, gate it against what ``alias``
-    serves (searched through ``serving``, whose embedder built it), switch if it passes.
+    """Build the next version, gate it against what ``alias`` serves, switch if it passes.
 
-    Both retrievers share one store. The candidate is dropped when the gate fails; after a
-    switch, versions older than the ``keep`` newest previous ones are dropped."""
-    store = serving.store
-    v = collection_versions(store, alias)
-    baseline = v.serving or (alias if v.plain else None)
-    if baseline is None:
-        raise RebuildError(f"collection {alias!r} does not exist: ingest it first")
-    old_meta = serving.collection_meta(baseline)
-    sources = sorted(store.sources(baseline))
-    present = [s for s in sources if Path(s).is_file()]
-    missing = [s for s in sources if s not in present]
-    if not present:
-        raise RebuildError(
-            f"none of the {len(sources)} source files of {baseline!r} exists any more: "
-            "nothing to rebuild from"
-        )
-    name = v.next_name()
+    The candidate is dropped when the gate fails; after a switch, versions older than the
+    ``keep`` newest previous ones are dropped."""
+    built = backend.build()
     try:
-        report = candidate.ingest(present, name, progress=progress)
-        new_meta = candidate.collection_meta(name)
-        carried = {k: getattr(old_meta, k) for k in _CARRIED}
-        store.update_meta(name, new_meta.model_copy(update=carried))
-        candidate.forget_meta(name)
-        store.optimize(name)
-        [old] = score_modes(serving, baseline, judged, candidates=[_recorded(old_meta)],
-                            depth=depth, id_field=id_field)  # fmt: skip
-        [new] = score_modes(candidate, name, judged,
-                            candidates=[_recorded(candidate.collection_meta(name))],
-                            depth=depth, id_field=id_field)  # fmt: skip
+        old = score_ranking(lambda q: backend.ranked(built.baseline, q), judged)
+        new = score_ranking(lambda q: backend.ranked(built.name, q), judged)
     except BaseException:
-        _drop_quietly(store, name)
+        try:
+            backend.drop(built.name)
+        except Exception:  # the original error is the one to report
+            pass
         raise
-    result = RebuildResult(alias, baseline, name, report, missing,
-                           _readings(old, new, max_regression), max_regression)  # fmt: skip
+    readings = [_read("ndcg@10", old[0], new[0], max_regression),
+                _read("recall@10", old[1], new[1], max_regression)]  # fmt: skip
+    result = RebuildResult(alias, built, readings, max_regression)
     if not result.passed:
-        store.drop_collection(name)
+        backend.drop(built.name)
         return result
-    result.switch_ms = switch_alias(store, alias, name) * 1000
+    result.switch_ms = backend.switch(built.name)
     result.switched = True
-    serving.forget_meta(alias)
-    result.dropped = prune_versions(store, alias, keep)
+    result.dropped = backend.prune(keep)
     return result
 
 
-def _readings(old: ModeScores, new: ModeScores, max_regression: float) -> list[Reading]:
-    return [_read("ndcg@10", old.ndcg, new.ndcg, max_regression),
-            _read("recall@10", old.recall, new.recall, max_regression)]  # fmt: skip
+class LocalVersions:
+    """The store itself: ``serving`` searches the baseline with the embedder that built it,
+    ``candidate`` (sharing its store) builds and searches the new version."""
 
+    def __init__(
+        self, alias: str, *, serving: Retriever, candidate: Retriever, depth: int = 100,
+        id_field: str | None = None, progress: IngestProgress | None = None,
+    ) -> None:  # fmt: skip
+        self.alias, self.serving, self.candidate = alias, serving, candidate
+        self.depth, self.progress = depth, progress
+        self._doc = document_id(id_field)
+        self._new: str | None = None
+        self._how: dict[str, tuple[Retriever, dict[str, Any]]] = {}
 
-def _drop_quietly(store: Any, name: str) -> None:
-    try:
-        if store.collection_meta(name) is not None:
-            store.drop_collection(name)
-    except Exception:  # the original error is the one to report
-        pass
+    def build(self) -> Built:
+        b = build_next_version(self.alias, serving=self.serving, candidate=self.candidate,
+                               progress=self.progress)  # fmt: skip
+        self._new = b.name
+        r = b.report
+        return Built(b.baseline, b.name, len(r.added) + len(r.updated), r.chunks_total, b.missing)
+
+    def ranked(self, collection: str, query: str) -> list[str]:
+        how = self._how.get(collection)
+        if how is None:
+            r = self.candidate if collection == self._new else self.serving
+            kwargs = _recorded(r.collection_meta(collection)).search_kwargs()
+            how = self._how[collection] = (r, kwargs)
+        r, kwargs = how
+        return [self._doc(h) for h in r.search_sync(collection, query, self.depth, **kwargs)]
+
+    def switch(self, name: str) -> float:
+        ms = switch_alias(self.serving.store, self.alias, name) * 1000
+        self.serving.forget_meta(self.alias)
+        return ms
+
+    def drop(self, name: str) -> None:
+        self.serving.store.drop_collection(name)
+
+    def prune(self, keep: int) -> list[str]:
+        return prune_versions(self.serving.store, self.alias, keep)

@@ -178,18 +178,29 @@ def score_modes(
     """Each candidate's nDCG@10 and recall@10 per query, over chunk hits collapsed to
     documents (the first ``depth`` chunks)."""
     doc = document_id(id_field)
-    ids = list(judged.queries)
     out = []
     for cand in candidates:
-        nd, rc = np.zeros(len(ids)), np.zeros(len(ids))
-        for n, q in enumerate(ids):
-            hits = retriever.search_sync(collection, judged.queries[q], depth,
-                                         **cand.search_kwargs())  # fmt: skip
-            ranked = list(dict.fromkeys(doc(h) for h in hits))
-            gold = sorted(judged.relevant[q])
-            nd[n], rc[n] = ndcg_at_k(ranked, gold, K), recall_at_k(ranked, gold, K)
-        out.append(ModeScores(cand, nd, rc))
+
+        def ranked(text: str, cand: Candidate = cand) -> list[str]:
+            hits = retriever.search_sync(collection, text, depth, **cand.search_kwargs())
+            return [doc(h) for h in hits]
+
+        out.append(ModeScores(cand, *score_ranking(ranked, judged)))
     return out
+
+
+def score_ranking(
+    ranked: Callable[[str], Sequence[str]], judged: Judged
+) -> tuple[np.ndarray, np.ndarray]:
+    """nDCG@10 and recall@10 per judged query of a search that returns, for a query's text,
+    the documents of its chunk hits best first (repeats collapse to the first)."""
+    ids = list(judged.queries)
+    nd, rc = np.zeros(len(ids)), np.zeros(len(ids))
+    for n, q in enumerate(ids):
+        docs = list(dict.fromkeys(ranked(judged.queries[q])))
+        gold = sorted(judged.relevant[q])
+        nd[n], rc[n] = ndcg_at_k(docs, gold, K), recall_at_k(docs, gold, K)
+    return nd, rc
 
 
 def choose(collection: str, scores: list[ModeScores], folds: int = 5) -> TuneResult:

@@ -17,6 +17,8 @@ def retrieval_plugin(config: GatewayConfig) -> tuple[Plugin, Any]:
     The retriever opens its store and loads the embedding model on first use, so a gateway
     that never searches pays nothing at start-up.
     """
+    from gateway._admin import check_admin
+    from gateway._collection_admin import CollectionVersions, make_collection_admin_router
     from gateway._files import FileStore
     from gateway._vector_search import make_retrieve, make_vector_search_router
     from gateway._vector_store_jobs import VectorStoreJobs
@@ -39,6 +41,12 @@ def retrieval_plugin(config: GatewayConfig) -> tuple[Plugin, Any]:
             make_files_router(files, gw.config.server.max_upload_bytes), dependencies=auth
         )
         gw.app.include_router(make_vector_stores_router(jobs), dependencies=auth)
+
+        def admin(request: Request) -> None:
+            check_admin(gw.state.keys, request)
+
+        versions = CollectionVersions(retriever, jobs)
+        gw.app.include_router(make_collection_admin_router(versions, admin))
         gw.startup.append(jobs.resume)
         gw.shutdown.append(jobs.close)
         gw.shutdown.append(retriever.close)

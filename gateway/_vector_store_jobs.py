@@ -28,6 +28,7 @@ from retrieval import (
     ChunkingConfig,
     CollectionNotFoundError,
     ComparisonFilter,
+    IngestReport,
     Retriever,
 )
 
@@ -148,6 +149,15 @@ class VectorStoreJobs:
         self._records.pop(store_id, None)
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self._path(store_id).unlink)
+
+    async def source_attributes(self, store_id: str) -> dict[str, dict[str, object]]:
+        """Per source file, the attributes its chunks carry (files attached through the API),
+        so a rebuilt version of the store keeps them."""
+        if not await asyncio.to_thread(self._exists, store_id):
+            return {}
+        files = self._load(store_id)["files"]
+        return {f["source"]: {"file_id": fid, **f["attributes"]} for fid, f in files.items()
+                if f["status"] == "completed"}  # fmt: skip
 
     async def store_object(self, store_id: str) -> dict[str, Any]:
         rec = await self.require(store_id)
@@ -315,9 +325,8 @@ class VectorStoreJobs:
             try:
                 attrs = {"file_id": file_id, **f["attributes"]}
                 report = await asyncio.to_thread(
-                    self.retriever.ingest, [f["source"]], store_id, attributes=attrs,
-                    chunking=_chunking_config(f.get("chunking_strategy")),
-                )  # fmt: skip
+                    self._ingest, store_id, f["source"], attrs, f.get("chunking_strategy")
+                )
                 problems = report.failed + report.skipped
                 if problems:
                     f["status"] = "failed"
@@ -334,6 +343,16 @@ class VectorStoreJobs:
                 f["status"] = "failed"
                 f["last_error"] = {"code": "server_error", "message": str(exc)}
             await self._save(store_id)
+
+    def _ingest(
+        self, store_id: str, source: str, attrs: dict[str, Any], strategy: dict[str, Any] | None
+    ) -> IngestReport:
+        """Without a static strategy, a rebuilt version's recorded chunking, else the
+        config's: files added later are cut like the rest of the version."""
+        chunking = _chunking_config(strategy)
+        if chunking is None and self._exists(store_id):
+            chunking = self.retriever.collection_meta(store_id).chunking
+        return self.retriever.ingest([source], store_id, attributes=attrs, chunking=chunking)
 
     async def resume(self) -> None:
         """Queue again the files accepted before a restart and not finished."""

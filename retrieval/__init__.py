@@ -28,6 +28,14 @@ from ._filters import ComparisonFilter, CompoundFilter, Filter, parse_filters
 from ._ingest import RESERVED_PAYLOAD, IngestProgress, IngestReport
 from ._loaders import SUPPORTED_SUFFIXES
 from ._open import open_store
+from ._rebuild import (
+    BuiltVersion,
+    RebuildError,
+    baseline_of,
+    build_next_version,
+    catch_up,
+    drop_quietly,
+)
 from ._search import CrossEncoderReranker, Hit, Reranker, Retriever
 from ._store import CollectionMeta, Store
 from ._versions import (
@@ -45,6 +53,7 @@ __all__ = [
     "RESERVED_PAYLOAD",
     "SEARCH_MODES",
     "SUPPORTED_SUFFIXES",
+    "BuiltVersion",
     "ChunkingConfig",
     "CollectionMeta",
     "CollectionNotFoundError",
@@ -61,6 +70,7 @@ __all__ = [
     "LoaderError",
     "ModelMismatchError",
     "OpenAIEmbedder",
+    "RebuildError",
     "Reranker",
     "RerankerConfig",
     "RetrievalConfig",
@@ -74,7 +84,11 @@ __all__ = [
     "StoreBusyError",
     "StoreConfig",
     "Versions",
+    "baseline_of",
+    "build_next_version",
+    "catch_up",
     "collection_versions",
+    "drop_quietly",
     "make_embedder",
     "open_store",
     "parse_filters",

@@ -1,7 +1,10 @@
 """Embedded backend on Qdrant Edge (`qdrant_edge`): Qdrant's Rust engine in-process, nothing to
 run. One shard folder per collection under the data directory, with a `meta.json` beside it.
-The engine locks its files: one process per folder, so the CLI and a running gateway cannot
-write the same collection at once (a clear `StoreBusyError` says so).
+One process per collection folder: a process claims a collection (an `flock` on
+`.locks/NAME.lock`) before the engine opens its files, and a second one gets a clear
+`StoreBusyError`. The claim comes first because the engine's own lock does not protect: a second
+process that opens a collection already open elsewhere rewrites part of its files before its
+open fails on that lock, and the first process's next flush then fails on a truncated journal.
 
 Aliases (`kb` -> `kb@v3`) live in one `aliases.json` at the root, replaced atomically
 (`os.replace`) and re-read when its inode or mtime changes, so every process sees a switch on
@@ -10,6 +13,7 @@ search that resolved the old version finishes on it."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -75,6 +79,7 @@ class EdgeStore:
     def __init__(self, root: Path) -> None:
         self._root = root
         self._shards: dict[str, qe.EdgeShard] = {}
+        self._claims: dict[str, int] = {}  # collection -> the fd holding its flock
         self._lock = threading.Lock()
         self._writing = threading.RLock()  # writes wait while a snapshot copies the files
         self._aliases: dict[str, str] = {}
@@ -146,11 +151,36 @@ class EdgeStore:
                 shard = self._open(name, None)
             return shard
 
+    def _claim(self, name: str) -> None:
+        """This process's claim on a collection's files, held until it closes or drops it;
+        `flock` conflicts across processes and across open files of one process."""
+        if name in self._claims:
+            return
+        locks = self._root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreBusyError(
+                f"collection {name!r} in {self._root} is open in another process "
+                "(a running gateway or ingest); stop it or use a Qdrant server backend"
+            ) from None
+        self._claims[name] = fd
+
+    def _release(self, name: str) -> None:
+        fd = self._claims.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
     def _open(self, name: str, config: qe.EdgeConfig | None) -> qe.EdgeShard:
         path = str(self._dir(name) / "shard")
+        self._claim(name)
         try:
             shard = qe.EdgeShard.create(path, config) if config else qe.EdgeShard.load(path)
         except Exception as exc:
+            self._release(name)
             if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
                 raise StoreBusyError(
                     f"collection {name!r} at {path} is open in another process "
@@ -180,6 +210,7 @@ class EdgeStore:
             if (d / "meta.json").exists():
                 raise RetrievalError(f"collection {name!r} already exists")
             if d.exists():  # half-created earlier: no meta means no usable data
+                self._claim(name)  # unless another process is creating it right now
                 shutil.rmtree(d)
             d.mkdir(parents=True)
             cfg = qe.EdgeConfig(
@@ -208,10 +239,12 @@ class EdgeStore:
         refuse_served_drop(self.aliases(), name)
         validate_collection_name(name)
         with self._lock:
+            self._claim(name)  # never delete files another process has open
             shard = self._shards.pop(name, None)
             if shard is not None:
                 shard.close()
             shutil.rmtree(self._dir(name), ignore_errors=True)
+            self._release(name)
 
     def upsert(self, name: str, points: Sequence[PointData]) -> None:
         if not points:
@@ -337,3 +370,5 @@ class EdgeStore:
             for shard in self._shards.values():
                 shard.close()
             self._shards.clear()
+            for name in list(self._claims):
+                self._release(name)

@@ -122,7 +122,7 @@ def scan(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, Path]], list[tup
     return list(found.items()), skipped, ignored
 
 
-def _same_source(source: str) -> ComparisonFilter:
+def same_source(source: str) -> ComparisonFilter:
     return ComparisonFilter(type="eq", key="source", value=source)
 
 
@@ -130,7 +130,7 @@ def _with_fingerprint(source: str, fingerprint: str, op: Literal["eq", "ne"]) ->
     return CompoundFilter(
         type="and",
         filters=[
-            _same_source(source),
+            same_source(source),
             ComparisonFilter(type=op, key="fingerprint", value=fingerprint),
         ],
     )
@@ -270,7 +270,7 @@ class Ingestor:
             fingerprint = hashlib.sha256(data + b"\0" + settings).hexdigest()
             n = len(chunks)
             report.chunks_total += n
-            stored = self._store.count(collection, _same_source(source))
+            stored = self._store.count(collection, same_source(source))
             current = (
                 self._store.count(collection, _with_fingerprint(source, fingerprint, "eq"))
                 if stored == n
@@ -368,7 +368,7 @@ class Ingestor:
             if source in seen or sp.exists():
                 continue
             if any(sp == r or sp.is_relative_to(r) for r in roots):
-                self._store.delete(collection, _same_source(source))
+                self._store.delete(collection, same_source(source))
                 report.pruned.append(source)
 
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from ._config import DEFAULT_MODE, SearchMode, SparseConfig
+from ._config import DEFAULT_MODE, ChunkingConfig, SearchMode, SparseConfig
 from ._errors import RetrievalError
 from ._filters import Filter
 from ._sparse import Sparse
@@ -38,6 +38,9 @@ class CollectionMeta(BaseModel):
     alpha: float = 0.5
     tuning: dict[str, Any] | None = None
     """What ``llmops retrieval tune`` measured when it chose the mode (per-mode scores)."""
+    chunking: ChunkingConfig | None = None
+    """How a rebuilt version's chunks were cut; files the gateway adds to it later without a
+    chunking strategy of their own are cut the same way (None: the config's chunking)."""
 
 
 @dataclass(slots=True)
