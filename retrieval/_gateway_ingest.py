@@ -48,10 +48,37 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def static_chunking(chunk_tokens: int | None, overlap_tokens: int | None) -> dict[str, Any] | None:
+    """The CLI's chunking options as OpenAI's static strategy (100-4096 tokens, overlap at most
+    half); None when neither is given."""
+    if chunk_tokens is None and overlap_tokens is None:
+        return None
+    if chunk_tokens is None:
+        raise GatewayIngestError("through a gateway, --overlap-tokens needs --chunk-tokens")
+    if not 100 <= chunk_tokens <= 4096:
+        raise GatewayIngestError(
+            "through a gateway, --chunk-tokens must lie in 100-4096 (the vector store API's "
+            "bounds); use --direct for other sizes"
+        )
+    overlap = min(32 if overlap_tokens is None else overlap_tokens, chunk_tokens // 2)
+    sizes = {"max_chunk_size_tokens": chunk_tokens, "chunk_overlap_tokens": overlap}
+    return {"type": "static", "static": sizes}
+
+
+def _same_cut(f: Any, chunking: dict[str, Any] | None) -> bool:
+    if chunking is None:
+        return True  # no cut asked for: keep whatever the file was ingested with
+    got = getattr(f, "chunking_strategy", None)
+    return got is not None and got.model_dump(exclude_none=True) == chunking
+
+
 def ingest_through_gateway(
     url: str, api_key: str | None, paths: Sequence[str | Path], collection: str, *,
     console: Any = None, poll_interval_ms: int = 500,
+    chunking: dict[str, Any] | None = None,
 ) -> GatewaySummary:  # fmt: skip
+    """``chunking`` is OpenAI's static ``chunking_strategy`` for the files sent; a file whose
+    content is unchanged but was cut otherwise is sent again."""
     import openai
 
     from common import openai_base_url
@@ -80,7 +107,7 @@ def ingest_through_gateway(
             digest = _digest(path)
             before = current.get(str(path), [])
             if any((f.attributes or {}).get("sha256") == digest and f.status == "completed"
-                   for f in before):  # fmt: skip
+                   and _same_cut(f, chunking) for f in before):  # fmt: skip
                 summary.unchanged += 1
                 continue
             with path.open("rb") as fh:
@@ -91,9 +118,10 @@ def ingest_through_gateway(
         if pending and console is not None:
             console.print(f"uploaded {len(pending)} files; the gateway is ingesting them")
         for fid, path, digest in pending:
+            extra: dict[str, Any] = {"chunking_strategy": chunking} if chunking else {}
             client.vector_stores.files.create(
                 vector_store_id=collection, file_id=fid,
-                attributes={"origin": str(path), "sha256": digest},
+                attributes={"origin": str(path), "sha256": digest}, **extra,
             )  # fmt: skip
         for fid, path, _ in pending:
             done = client.vector_stores.files.poll(

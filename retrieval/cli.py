@@ -177,17 +177,23 @@ def ingest(
     named = backend or store_path or url or config
     target = gateway or (None if direct or named else serving_gateway(cfg.resolved_home()))
     if target is not None:
-        if prune or tag or mode or chunk_tokens or overlap_tokens:
+        if prune or tag or mode:
             console.print(
-                "[bold red]error:[/] --prune, --tag, --mode and chunking options work on the "
-                "store directly: add --direct (with the gateway stopped)"
+                "[bold red]error:[/] --prune, --tag and --mode work on the store directly: add "
+                "--direct (with the gateway stopped)"
             )
             raise typer.Exit(2)
-        from ._gateway_ingest import GatewayIngestError, ingest_through_gateway
+        from ._gateway_ingest import GatewayIngestError, ingest_through_gateway, static_chunking
 
+        try:
+            strategy = static_chunking(chunk_tokens, overlap_tokens)
+        except GatewayIngestError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
         console.print(f"handing the files to the gateway at {target}")
         try:
-            summary = ingest_through_gateway(target, api_key, paths, collection, console=console)
+            summary = ingest_through_gateway(target, api_key, paths, collection, console=console,
+                                             chunking=strategy)  # fmt: skip
         except GatewayIngestError as exc:
             raise _fail(console, exc) from exc
         console.print(summary.line())

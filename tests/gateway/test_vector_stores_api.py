@@ -207,6 +207,22 @@ def test_llmops_ingest_hands_files_to_the_serving_gateway(
     assert "30 days" in texts and "25 days" not in texts  # the old version was detached
     assert len(list(client.vector_stores.files.list("handbook"))) == 2
 
+    # Chunking options go as OpenAI's static strategy; the same content cut otherwise is
+    # sent again, and sizes outside the API's bounds are refused before anything is sent.
+    res = runner.invoke(app, [*args, "--chunk-tokens", "120", "--overlap-tokens", "10"])
+    assert res.exit_code == 0 and "2 files ingested by the gateway (2 replacing" in res.output
+    files = list(client.vector_stores.files.list("handbook"))
+    cuts = [f.chunking_strategy.model_dump() for f in files if f.chunking_strategy]
+    static = {"type": "static",
+              "static": {"max_chunk_size_tokens": 120, "chunk_overlap_tokens": 10}}  # fmt: skip
+    assert cuts == [static, static]
+    res = runner.invoke(app, [*args, "--chunk-tokens", "120", "--overlap-tokens", "10"])
+    assert res.exit_code == 0 and "2 unchanged" in res.output
+    res = runner.invoke(app, [*args, "--chunk-tokens", "64"])
+    assert res.exit_code == 2 and "100-4096" in res.output, res.output
+    res = runner.invoke(app, [*args, "--overlap-tokens", "10"])
+    assert res.exit_code == 2 and "needs --chunk-tokens" in res.output, res.output
+
     # No --gateway: the gateway that announced itself for the data directory is used.
     home = tmp_path / "home"
     announce_gateway(home, gw.url)
