@@ -27,7 +27,49 @@ from retrieval.cli import (
 )
 
 if TYPE_CHECKING:
-    from retrieval import Store
+    from retrieval import RetrievalConfig, Store
+
+GatewayOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--gateway",
+        help="Work through this gateway (its admin API) while it serves. "
+        "Default: the gateway serving this data directory, if one runs.",
+    ),
+]
+DirectOpt = Annotated[
+    bool, typer.Option("--direct", help="Work on the store directly, even if a gateway runs.")
+]
+AdminKeyOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--admin-key", envvar="LLMOPS_ADMIN_KEY", help="The gateway's admin key."),
+]
+
+
+def _serving_gateway(
+    gateway: str | None, direct: bool, cfg: RetrievalConfig, *named: object
+) -> str | None:
+    """The gateway that owns the store: the one named, else the one serving the data
+    directory, unless --direct or another store is named."""
+    from common import serving_gateway
+
+    return gateway or (None if direct or any(named) else serving_gateway(cfg.resolved_home()))
+
+
+def _need_admin_key(target: str, admin_key: str | None, what: str) -> str:
+    if admin_key:
+        return admin_key
+    from rich.markup import escape
+
+    from common import cli_console
+
+    cli_console(stderr=True).print(
+        f"[bold red]error:[/] the gateway at {escape(target)} serves this store; its admin key "
+        f"is needed to {what} through it: --admin-key or LLMOPS_ADMIN_KEY (or --direct with the "
+        "gateway stopped)"
+    )
+    raise typer.Exit(2)
+
 
 app = typer.Typer(
     help="Tune how collections are searched, and rebuild them as gated versions.",
@@ -236,20 +278,36 @@ def rollback(
 def snapshot(
     name: Annotated[str, typer.Argument(help="Collection or alias (its serving version).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Snapshot file to write.")],
+    gateway: GatewayOpt = None,
+    direct: DirectOpt = False,
+    admin_key: AdminKeyOpt = None,
     config: ConfigOpt = None,
     backend: BackendOpt = None,
     store_path: PathOpt = None,
     url: UrlOpt = None,
 ) -> None:
     """Write a consistent copy of a collection: Qdrant's snapshot on a server, a tar of the
-    flushed folder on the embedded engine (writes wait, searches go on)."""
+    flushed folder on the embedded engine (writes wait, searches go on). While a gateway
+    serves the store, the gateway writes it and the CLI downloads it."""
     from rich.markup import escape
 
     from common import cli_console
 
-    with _opened_store(config, backend, store_path, url) as store:
-        real = store.resolve(name)
-        path = store.snapshot(name, out)
+    cfg = config_from_options(config, backend, store_path, url, None, None, None)
+    target = _serving_gateway(gateway, direct, cfg, backend, store_path, url, config)
+    if target is not None:
+        from evals._retrieval_gateway import GatewayVersionError, download_snapshot
+
+        key = _need_admin_key(target, admin_key, "snapshot")
+        try:
+            real, path = download_snapshot(target, key, name, out)
+        except GatewayVersionError as exc:
+            cli_console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(1) from None
+    else:
+        with _opened_store(config, backend, store_path, url) as store:
+            real = store.resolve(name)
+            path = store.snapshot(name, out)
     size = path.stat().st_size / 1e6
     cli_console().print(f"{escape(real)} -> {escape(str(path))} ({size:.1f} MB)")
 
@@ -318,25 +376,13 @@ def rebuild(
         Optional[Path],  # noqa: UP045
         typer.Option("--json", help="Also write the gate's measurements to this file."),
     ] = None,
-    gateway: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--gateway",
-            help="Rebuild through this gateway (its admin API) while it serves. "
-            "Default: the gateway serving this data directory, if one runs.",
-        ),
-    ] = None,
-    direct: Annotated[
-        bool, typer.Option("--direct", help="Work on the store directly, even if a gateway runs.")
-    ] = False,
+    gateway: GatewayOpt = None,
+    direct: DirectOpt = False,
     api_key: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option("--api-key", envvar="LLMOPS_API_KEY", help="Gateway key, for its search."),
     ] = None,
-    admin_key: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--admin-key", envvar="LLMOPS_ADMIN_KEY", help="The gateway's admin key."),
-    ] = None,
+    admin_key: AdminKeyOpt = None,
     config: ConfigOpt = None,
     backend: BackendOpt = None,
     store_path: PathOpt = None,
@@ -354,7 +400,7 @@ def rebuild(
     its search endpoint; that needs its admin key."""
     from rich.markup import escape
 
-    from common import cli_console, serving_gateway
+    from common import cli_console
     from evals._retrieval_rebuild import LocalVersions, VersionBackend
     from evals._retrieval_rebuild import rebuild as run_rebuild
     from evals._retrieval_tune import TuneError, load_judged
@@ -362,8 +408,7 @@ def rebuild(
 
     console, err = cli_console(), cli_console(stderr=True)
     cfg = config_from_options(config, backend, store_path, url, model, model_path, embed_url)
-    named = backend or store_path or url or config
-    target = gateway or (None if direct or named else serving_gateway(cfg.resolved_home()))
+    target = _serving_gateway(gateway, direct, cfg, backend, store_path, url, config)
     if target is not None and (new_model or new_model_path):
         err.print(
             "[bold red]error:[/] a gateway searches with its own embedder, so a version built "
@@ -371,11 +416,8 @@ def rebuild(
             "add --direct, and point its retrieval.embedder at the new model"
         )
         raise typer.Exit(2)
-    if target is not None and not admin_key:
-        err.print(f"[bold red]error:[/] the gateway at {escape(target)} serves this store; its "
-                  "admin key is needed to rebuild through it: --admin-key or LLMOPS_ADMIN_KEY "
-                  "(or --direct with the gateway stopped)")  # fmt: skip
-        raise typer.Exit(2)
+    if target is not None:
+        admin_key = _need_admin_key(target, admin_key, "rebuild")
     cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"mode": None})})
     chunking = cfg.chunking.model_copy(update={
         k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap_tokens))

@@ -47,20 +47,7 @@ class GatewayVersions:
             r = client.request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise GatewayVersionError(f"cannot reach the gateway at {self.url}: {exc}") from None
-        if r.status_code >= 400:
-            try:
-                err = r.json()["error"]
-                msg, code = str(err["message"]), err.get("code")
-            except (ValueError, KeyError, TypeError):
-                msg, code = r.text[:300], None
-            hint = ""
-            if r.status_code == 401:
-                hint = " (pass --admin-key / LLMOPS_ADMIN_KEY and --api-key / LLMOPS_API_KEY)"
-            elif code == "unknown_url":
-                hint = " (the gateway needs retrieval on and an admin key, auth.admin_sha256)"
-            raise GatewayVersionError(
-                f"the gateway at {self.url} answered {r.status_code}: {msg}{hint}"
-            )
+        _raise_for(self.url, r)
         out: dict[str, Any] = r.json()
         return out
 
@@ -103,3 +90,46 @@ class GatewayVersions:
         out = self._call(self._admin, "POST", f"/admin/collections/{self.alias}/prune",
                          json={"keep": keep})  # fmt: skip
         return list(out["dropped"])
+
+
+def _raise_for(url: str, r: httpx.Response) -> None:
+    """The gateway's OpenAI-shaped error as a message, with a hint for the usual causes."""
+    if r.status_code < 400:
+        return
+    try:
+        err = r.json()["error"]
+        msg, code = str(err["message"]), err.get("code")
+    except (ValueError, KeyError, TypeError):
+        msg, code = r.text[:300], None
+    hint = ""
+    if r.status_code == 401:
+        hint = " (pass --admin-key / LLMOPS_ADMIN_KEY and --api-key / LLMOPS_API_KEY)"
+    elif code == "unknown_url":
+        hint = " (the gateway needs retrieval on and an admin key, auth.admin_sha256)"
+    raise GatewayVersionError(f"the gateway at {url} answered {r.status_code}: {msg}{hint}")
+
+
+def download_snapshot(url: str, admin_key: str, name: str, out: Path) -> tuple[str, Path]:
+    """Have the gateway snapshot ``name`` (its serving version, for an alias) and write the
+    file to ``out``: (the collection snapshotted, the path)."""
+    from common import server_root
+
+    root = server_root(url)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_name(out.name + ".part")
+    headers = {"authorization": f"Bearer {admin_key}"}
+    try:
+        with httpx.stream("POST", f"{root}/admin/collections/{name}/snapshot", headers=headers,
+                          timeout=600) as r:  # fmt: skip
+            if r.status_code >= 400:
+                r.read()
+                _raise_for(root, r)
+            real = r.headers.get("x-llmops-collection", name)
+            with part.open("wb") as fh:
+                for block in r.iter_bytes(1 << 20):
+                    fh.write(block)
+    except httpx.HTTPError as exc:
+        part.unlink(missing_ok=True)
+        raise GatewayVersionError(f"cannot reach the gateway at {root}: {exc}") from None
+    part.replace(out)
+    return real, out

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
 
 from gateway._vector_search import _error_for, _json, openai_error, parse_body
 from gateway._vector_store_jobs import VectorStoreJobs
@@ -268,6 +272,28 @@ def make_collection_admin_router(
                     "previous": was}  # fmt: skip
 
         return await guarded(run)
+
+    @router.post("/admin/collections/{name}/snapshot")
+    async def snapshot(name: str) -> Response:
+        """A consistent copy of a collection (an alias's serving version), written by this
+        process, which holds the files, and sent as the response body."""
+        folder = Path(tempfile.mkdtemp(prefix="llmops-snapshot-"))
+
+        def run() -> tuple[str, Path]:
+            real = store.resolve(name)
+            return real, store.snapshot(name, folder / f"{real}.tar.gz")
+
+        try:
+            real, path = await asyncio.to_thread(run)
+        except (RetrievalError, ValueError) as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            return _store_error(exc)
+        except OSError as exc:  # the disk, not the request
+            shutil.rmtree(folder, ignore_errors=True)
+            return openai_error(f"cannot write the snapshot: {exc}", 500, type="server_error")
+        return FileResponse(path, media_type="application/gzip", filename=path.name,
+                            headers={"x-llmops-collection": real},
+                            background=BackgroundTask(shutil.rmtree, folder, True))  # fmt: skip
 
     @router.post("/admin/collections/{alias}/prune")
     async def prune(alias: str, request: Request) -> Response:

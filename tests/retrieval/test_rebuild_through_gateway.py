@@ -177,3 +177,26 @@ def test_admin_api_catches_up_files_attached_during_a_build_and_refuses_bad_move
     assert serving not in pruned["dropped"]  # the version before the serving one stays
     versions = [v["name"] for v in admin.get("/admin/collections/kb/versions").json()["data"]]
     assert versions == [serving, rec["name"]]
+
+
+def test_snapshot_while_serving_and_restore_beside_it(served: tuple[GatewayServer, Path]) -> None:
+    from evals.cli import retrieval_app as app
+
+    gw, home = served
+    runner = CliRunner()
+    env = {"LLMOPS_HOME": str(home)}
+    out = home / "backup" / "kb.tar.gz"
+    res = runner.invoke(app, ["snapshot", "kb", "--out", str(out)], env=env)
+    assert res.exit_code == 2 and "admin key" in res.output, res.output
+    res = runner.invoke(app, ["snapshot", "nope", "--out", str(out), "--admin-key", ADMIN],
+                        env=env)  # fmt: skip
+    assert res.exit_code == 1 and "404" in res.output and not out.exists(), res.output
+    # Taken by the gateway that holds the files, downloaded by the CLI.
+    res = runner.invoke(app, ["snapshot", "kb", "--out", str(out), "--admin-key", ADMIN], env=env)
+    assert res.exit_code == 0 and out.is_file() and "kb@v" in res.output, res.output
+    # A restore makes a new collection, which no process holds yet: it works while serving.
+    res = runner.invoke(app, ["restore", str(out), "--as", "kb-restored"], env=env)
+    assert res.exit_code == 0 and "restored kb-restored" in res.output, res.output
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=KEY, max_retries=0)
+    hits = list(client.vector_stores.search("kb-restored", query="keyed hashing with a secret key"))
+    assert hits and Path(hits[0].filename).name == "hmac.rst"
