@@ -3,7 +3,7 @@
 One copy of each cross-cutting piece: the data directory, OpenAI base-URL normalisation, the
 local sentence-transformers embedder, the read-only git reader, the ragas judge builder, the
 request fields that hold a user's question, durations as typed (7d), the consoles every
-command prints through, and which gateway serves a data directory.
+command prints through, which gateway serves a data directory, and its error bodies.
 """
 
 from common._console import cli_console, is_terminal, print_markdown, typer_settings
@@ -17,6 +17,7 @@ from common._embedder import (
 from common._fields import QUESTION_VARS, question_in
 from common._git import CommitInfo, FileChange, Git, GitError, ShallowHistoryError
 from common._home import llmops_home, variant_events_file
+from common._http_errors import error_of
 from common._judge import ragas_embeddings, ragas_llm
 from common._serving import announce_gateway, serving_gateway, withdraw_gateway
 from common._urls import openai_base_url, server_root
@@ -34,6 +35,7 @@ __all__ = [
     "cli_console",
     "default_model_path",
     "duration_s",
+    "error_of",
     "is_terminal",
     "llmops_home",
     "local_embedder",

@@ -23,11 +23,12 @@ from retrieval.cli import (
     PathOpt,
     UrlOpt,
     config_from_options,
+    owning_gateway,
     quiet_model_loading,
 )
 
 if TYPE_CHECKING:
-    from retrieval import RetrievalConfig, Store
+    from retrieval import Store
 
 GatewayOpt = Annotated[
     Optional[str],  # noqa: UP045
@@ -44,16 +45,6 @@ AdminKeyOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--admin-key", envvar="LLMOPS_ADMIN_KEY", help="The gateway's admin key."),
 ]
-
-
-def _serving_gateway(
-    gateway: str | None, direct: bool, cfg: RetrievalConfig, *named: object
-) -> str | None:
-    """The gateway that owns the store: the one named, else the one serving the data
-    directory, unless --direct or another store is named."""
-    from common import serving_gateway
-
-    return gateway or (None if direct or any(named) else serving_gateway(cfg.resolved_home()))
 
 
 def _need_admin_key(target: str, admin_key: str | None, what: str) -> str:
@@ -294,7 +285,7 @@ def snapshot(
     from common import cli_console
 
     cfg = config_from_options(config, backend, store_path, url, None, None, None)
-    target = _serving_gateway(gateway, direct, cfg, backend, store_path, url, config)
+    target = owning_gateway(gateway, direct, cfg, backend, store_path, url, config)
     if target is not None:
         from evals._retrieval_gateway import GatewayVersionError, download_snapshot
 
@@ -408,7 +399,7 @@ def rebuild(
 
     console, err = cli_console(), cli_console(stderr=True)
     cfg = config_from_options(config, backend, store_path, url, model, model_path, embed_url)
-    target = _serving_gateway(gateway, direct, cfg, backend, store_path, url, config)
+    target = owning_gateway(gateway, direct, cfg, backend, store_path, url, config)
     if target is not None and (new_model or new_model_path):
         err.print(
             "[bold red]error:[/] a gateway searches with its own embedder, so a version built "
@@ -419,9 +410,9 @@ def rebuild(
     if target is not None:
         admin_key = _need_admin_key(target, admin_key, "rebuild")
     cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"mode": None})})
-    chunking = cfg.chunking.model_copy(update={
-        k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap_tokens))
-        if v is not None})  # fmt: skip
+    pairs = (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap_tokens))
+    asked = {k: v for k, v in pairs if v is not None}  # the new version's chunking
+    chunking = cfg.chunking.model_copy(update=asked)
     embedder = cfg.embedder.model_copy(update={
         k: v for k, v in (("model", new_model), ("model_path", new_model_path)) if v is not None
     })  # fmt: skip
@@ -435,13 +426,10 @@ def rebuild(
     if target is not None:
         from evals._retrieval_gateway import GatewayVersions
 
-        pairs = (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap_tokens))
-        asked = {k: v for k, v in pairs if v is not None}
         err.print(f"rebuilding {escape(name)} through the gateway at {escape(target)}")
         remote = GatewayVersions(target, name, api_key=api_key, admin_key=admin_key or "",
                                  chunking=asked, depth=depth, id_field=id_field)  # fmt: skip
         versions, close = remote, remote.close
-        close = remote.close
     else:
         quiet_model_loading()
         serving = Retriever(cfg)

@@ -96,11 +96,9 @@ def _raise_for(url: str, r: httpx.Response) -> None:
     """The gateway's OpenAI-shaped error as a message, with a hint for the usual causes."""
     if r.status_code < 400:
         return
-    try:
-        err = r.json()["error"]
-        msg, code = str(err["message"]), err.get("code")
-    except (ValueError, KeyError, TypeError):
-        msg, code = r.text[:300], None
+    from common import error_of
+
+    msg, code = error_of(r)
     hint = ""
     if r.status_code == 401:
         hint = " (pass --admin-key / LLMOPS_ADMIN_KEY and --api-key / LLMOPS_API_KEY)"

@@ -163,8 +163,7 @@ class LocalVersions:
         b = build_next_version(self.alias, serving=self.serving, candidate=self.candidate,
                                progress=self.progress)  # fmt: skip
         self._new = b.name
-        r = b.report
-        return Built(b.baseline, b.name, len(r.added) + len(r.updated), r.chunks_total, b.missing)
+        return Built(b.baseline, b.name, b.files, b.report.chunks_total, b.missing)
 
     def ranked(self, collection: str, query: str) -> list[str]:
         how = self._how.get(collection)

@@ -35,7 +35,6 @@ from retrieval import (
     RetrievalError,
     Retriever,
     StoreBusyError,
-    baseline_of,
     build_next_version,
     catch_up,
     collection_versions,
@@ -99,10 +98,6 @@ class CollectionVersions:
         merged = self.retriever.config.chunking.model_dump() | update
         return ChunkingConfig.model_validate(merged)  # overlap < chunk is checked there
 
-    async def attributes(self, alias: str) -> dict[str, dict[str, object]]:
-        """Per source, the attributes the chunks of files attached through the API carry."""
-        return await self.jobs.source_attributes(alias)
-
     async def start(self, alias: str, body: NewVersion) -> dict[str, Any]:
         validate_alias_name(alias)
         chunking = self._chunking(body)
@@ -110,9 +105,8 @@ class CollectionVersions:
             if alias in self._running:
                 raise _Busy(f"a new version of {alias!r} is being built already")
             store = self.retriever.store
-            baseline = await asyncio.to_thread(baseline_of, store, alias)
             v = await asyncio.to_thread(collection_versions, store, alias)
-            name = v.next_name()
+            baseline, name = v.require_current(), v.next_name()
             rec: dict[str, Any] = {
                 "object": "collection.version", "alias": alias, "name": name,
                 "baseline": baseline, "status": "in_progress",
@@ -121,7 +115,7 @@ class CollectionVersions:
                 "failed_files": [], "missing_sources": [], "error": None,
             }  # fmt: skip
             self._builds[name] = rec
-            attrs = await self.attributes(alias)
+            attrs = await self.jobs.source_attributes(alias)
             task = asyncio.get_running_loop().create_task(
                 self._build(alias, rec, chunking, attrs), name=f"rebuild-{alias}"
             )
@@ -143,8 +137,8 @@ class CollectionVersions:
             if built.name != rec["name"]:  # the store was changed under us by another process
                 raise RetrievalError(f"built {built.name}, expected {rec['name']}")
             r = built.report
-            rec.update(status="completed", files=len(r.added) + len(r.updated),
-                       chunks=r.chunks_total, failed_files=[[p, e] for p, e in r.failed],
+            rec.update(status="completed", files=built.files, chunks=r.chunks_total,
+                       failed_files=[[p, e] for p, e in r.failed],
                        missing_sources=built.missing)  # fmt: skip
         except asyncio.CancelledError:
             rec.update(status="cancelled")
@@ -167,7 +161,7 @@ class CollectionVersions:
         if not names:
             raise CollectionNotFoundError(f"no collection or version named {alias!r}")
         return {
-            "object": "list", "alias": alias, "serving": v.serving or (alias if v.plain else None),
+            "object": "list", "alias": alias, "serving": v.current,
             "data": [{"name": n, "chunks": store.count(n), "serving": n == v.serving,
                       "build": self._builds.get(n)} for n in names],
         }  # fmt: skip
@@ -180,8 +174,9 @@ class CollectionVersions:
         if self.building(alias, target):
             raise _Busy(f"{target!r} is still being built")
         store = self.retriever.store
-        previous = await asyncio.to_thread(baseline_of, store, alias)
-        attrs = await self.attributes(alias)
+        v = await asyncio.to_thread(collection_versions, store, alias)
+        previous = v.require_current()
+        attrs = await self.jobs.source_attributes(alias)
 
         def run() -> dict[str, Any]:
             r = self.retriever
@@ -228,6 +223,10 @@ def make_collection_admin_router(
             return body
         return await guarded(lambda: versions.start(alias, body), 202)
 
+    async def require_version(alias: str, name: str) -> None:
+        if name not in (await asyncio.to_thread(collection_versions, store, alias)).versions:
+            raise CollectionNotFoundError(f"{alias!r} has no version {name!r}")
+
     @router.get("/admin/collections/{alias}/versions/{name}")
     async def get_version(alias: str, name: str) -> Response:
         rec = versions.record(alias, name)
@@ -235,8 +234,7 @@ def make_collection_admin_router(
             return _json(rec)
 
         async def existing() -> dict[str, Any]:
-            if name not in (await asyncio.to_thread(collection_versions, store, alias)).versions:
-                raise CollectionNotFoundError(f"{alias!r} has no version {name!r}")
+            await require_version(alias, name)
             chunks = await asyncio.to_thread(store.count, name)
             return {"object": "collection.version", "alias": alias, "name": name,
                     "status": "completed", "chunks": chunks}  # fmt: skip
@@ -248,8 +246,7 @@ def make_collection_admin_router(
         async def drop() -> dict[str, Any]:
             if versions.building(alias, name):
                 raise _Busy(f"{name!r} is still being built")
-            if name not in (await asyncio.to_thread(collection_versions, store, alias)).versions:
-                raise CollectionNotFoundError(f"{alias!r} has no version {name!r}")
+            await require_version(alias, name)
             await asyncio.to_thread(store.drop_collection, name)
             versions.retriever.forget_meta(name)
             return {"object": "collection.version.deleted", "name": name, "deleted": True}

@@ -31,10 +31,8 @@ from ._open import open_store
 from ._rebuild import (
     BuiltVersion,
     RebuildError,
-    baseline_of,
     build_next_version,
     catch_up,
-    drop_quietly,
 )
 from ._search import CrossEncoderReranker, Hit, Reranker, Retriever
 from ._store import CollectionMeta, Store
@@ -84,11 +82,9 @@ __all__ = [
     "StoreBusyError",
     "StoreConfig",
     "Versions",
-    "baseline_of",
     "build_next_version",
     "catch_up",
     "collection_versions",
-    "drop_quietly",
     "make_embedder",
     "open_store",
     "parse_filters",

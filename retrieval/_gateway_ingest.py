@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._config import ChunkingConfig
 from ._errors import RetrievalError
 from ._ingest import scan
 
@@ -60,7 +61,9 @@ def static_chunking(chunk_tokens: int | None, overlap_tokens: int | None) -> dic
             "through a gateway, --chunk-tokens must lie in 100-4096 (the vector store API's "
             "bounds); use --direct for other sizes"
         )
-    overlap = min(32 if overlap_tokens is None else overlap_tokens, chunk_tokens // 2)
+    if overlap_tokens is None:
+        overlap_tokens = ChunkingConfig.model_fields["overlap_tokens"].default
+    overlap = min(overlap_tokens, chunk_tokens // 2)
     sizes = {"max_chunk_size_tokens": chunk_tokens, "chunk_overlap_tokens": overlap}
     return {"type": "static", "static": sizes}
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ._errors import CollectionNotFoundError, RetrievalError
+from ._errors import RetrievalError
 from ._ingest import IngestProgress, IngestReport, same_source
 from ._search import Retriever
 from ._versions import collection_versions
@@ -30,14 +30,9 @@ class BuiltVersion:
     report: IngestReport
     missing: list[str]  # sources of the baseline gone from disk, so not in the new version
 
-
-def baseline_of(store: Any, alias: str) -> str:
-    """The collection ``alias`` serves now (its own name before it was ever versioned)."""
-    v = collection_versions(store, alias)
-    baseline = v.serving or (alias if v.plain else None)
-    if baseline is None:
-        raise CollectionNotFoundError(f"collection {alias!r} does not exist: ingest it first")
-    return baseline
+    @property
+    def files(self) -> int:
+        return len(self.report.added) + len(self.report.updated)
 
 
 def build_next_version(
@@ -55,7 +50,8 @@ def build_next_version(
     attached through the vector store API), so searches filter the new version the same way.
     On any failure the half-built version is dropped and the error raised."""
     store = serving.store
-    baseline = baseline_of(store, alias)
+    versions = collection_versions(store, alias)
+    baseline = versions.require_current()
     old_meta = serving.collection_meta(baseline)
     sources = sorted(store.sources(baseline))
     present = [s for s in sources if Path(s).is_file()]
@@ -65,7 +61,7 @@ def build_next_version(
             f"none of the {len(sources)} source files of {baseline!r} exists any more: "
             "nothing to rebuild from"
         )
-    name = collection_versions(store, alias).next_name()
+    name = versions.next_name()
     attributes = attributes or {}
     plain = [s for s in present if s not in attributes]
     try:
@@ -80,7 +76,7 @@ def build_next_version(
         candidate.forget_meta(name)
         store.optimize(name)
     except BaseException:
-        drop_quietly(store, name)
+        _drop_quietly(store, name)
         raise
     return BuiltVersion(alias, baseline, name, report, missing)
 
@@ -121,7 +117,7 @@ def _add(total: IngestReport, part: IngestReport) -> None:
             setattr(total, f.name, getattr(total, f.name) + value)
 
 
-def drop_quietly(store: Any, name: str) -> None:
+def _drop_quietly(store: Any, name: str) -> None:
     """Drop a candidate after a failure; the original error is the one to report."""
     try:
         if store.collection_meta(name) is not None:

@@ -32,6 +32,20 @@ class Versions:
     plain: bool  # a collection of the alias's own name exists (from before versioning)
     versions: list[str]  # NAME@vN, oldest first
 
+    @property
+    def current(self) -> str | None:
+        """What the alias's name serves now: the version it names, else a plain collection of
+        that name (from before versioning), else None."""
+        return self.serving or (self.alias if self.plain else None)
+
+    def require_current(self) -> str:
+        """``current``, or the error a rebuild of nothing gets."""
+        if self.current is None:
+            raise CollectionNotFoundError(
+                f"collection {self.alias!r} does not exist: ingest it first"
+            )
+        return self.current
+
     def next_name(self) -> str:
         last = parse_version(self.versions[-1])[1] if self.versions else 0  # type: ignore[index]
         return version_name(self.alias, last + 1)

@@ -93,6 +93,16 @@ def config_from_options(
     return cfg.model_copy(update={"store": store, "embedder": emb})
 
 
+def owning_gateway(
+    gateway: str | None, direct: bool, cfg: RetrievalConfig, *named: object
+) -> str | None:
+    """The gateway that owns the store, which store commands go through: the one named, else
+    the one serving the data directory, unless --direct or another store is named."""
+    from common import serving_gateway
+
+    return gateway or (None if direct or any(named) else serving_gateway(cfg.resolved_home()))
+
+
 def _check_mode(mode: str) -> None:
     from ._config import SEARCH_MODES
 
@@ -166,16 +176,14 @@ def ingest(
 
     While a gateway serves the data directory (``llmops serve``), the files go through its
     vector store API and it ingests them while it keeps serving."""
-    from common import cli_console, serving_gateway
+    from common import cli_console
 
     from ._errors import RetrievalError
     from ._progress import RichProgress, print_summary
 
     console = cli_console(stderr=True)
     cfg = config_from_options(config, backend, store_path, url, model, model_path, embed_url)
-    # A gateway serving the data directory owns its store, unless another store is named.
-    named = backend or store_path or url or config
-    target = gateway or (None if direct or named else serving_gateway(cfg.resolved_home()))
+    target = owning_gateway(gateway, direct, cfg, backend, store_path, url, config)
     if target is not None:
         if prune or tag or mode:
             console.print(

@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from common import error_of, server_root
+
 
 class AdminError(RuntimeError):
     """The gateway refused or could not be reached; the message says which and why."""
@@ -13,9 +15,7 @@ class AdminError(RuntimeError):
 
 class VariantAdmin:
     def __init__(self, gateway_url: str, admin_key: str, timeout_s: float = 10.0) -> None:
-        self.base = gateway_url.rstrip("/")
-        if self.base.endswith("/v1"):
-            self.base = self.base[:-3]
+        self.base = server_root(gateway_url)
         self._client = httpx.Client(
             headers={"authorization": f"Bearer {admin_key}"}, timeout=timeout_s
         )
@@ -26,10 +26,7 @@ class VariantAdmin:
         except httpx.HTTPError as e:
             raise AdminError(f"cannot reach the gateway at {self.base}: {e}") from None
         if r.status_code >= 400:
-            try:
-                msg = r.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                msg = r.text[:200]
+            msg, _ = error_of(r, limit=200)
             raise AdminError(f"{method} {path}: {r.status_code}: {msg}")
         data: dict[str, Any] = r.json()
         return data

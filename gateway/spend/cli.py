@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from common import cli_console, duration_s, typer_settings
+from common import cli_console, duration_s, error_of, server_root, typer_settings
 
 app = typer.Typer(help="Spend: cost per key, team, model, variant and prompt.",
                   no_args_is_help=True, **typer_settings())  # fmt: skip
@@ -18,17 +18,14 @@ _BY = ("key", "team", "model", "variant", "prompt")
 
 def fetch_report(gateway: str, admin_key: str, by: str, since: str) -> dict[str, Any]:
     """``GET /admin/spend``; a RuntimeError says why it failed."""
-    base = gateway.rstrip("/").removesuffix("/v1")
+    base = server_root(gateway)
     try:
         r = httpx.get(base + "/admin/spend", params={"by": by, "since": since},
                       headers={"authorization": f"Bearer {admin_key}"}, timeout=30)  # fmt: skip
     except httpx.HTTPError as e:
         raise RuntimeError(f"cannot reach the gateway at {base}: {e}") from None
     if r.status_code >= 400:
-        try:
-            msg = r.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            msg = r.text[:200]
+        msg, _ = error_of(r, limit=200)
         raise RuntimeError(f"GET /admin/spend: {r.status_code}: {msg}")
     data: dict[str, Any] = r.json()
     return data
